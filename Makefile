@@ -1,0 +1,37 @@
+# Two commands: `make verify` (check every theorem, write the report and appendix) and
+# `make test` (the test suite). Both create .venv/ on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: verify verify-quick test test-all lint bench reproduce clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps pytorchcv==0.0.74
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+verify: $(STAMP)
+	$(BIN)/vitconv verify
+
+verify-quick: $(STAMP)
+	$(BIN)/vitconv verify --quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/vitconv bench
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache .hypothesis

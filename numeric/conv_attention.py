@@ -1,0 +1,194 @@
+"""Any ``nn.Conv2d`` as multi-head self-attention on patch tokens (DESIGN 3.2).
+
+The construction theorem: with content-free scores (``W_Q = W_K = 0``), a relative-bias
+table that points head ``h`` at patch offset ``delta_h`` of the head plan, value/output
+weights with ``W_V^h W_O^h = M_{delta_h}`` and ``b_O = beta`` (the bias tiled over the
+output pixels of a patch), the attention layer computes the convolution exactly.
+
+    image --frame_image--> framed --patchify--> tokens --attention--> tokens
+          --unpatchify--> output patches --crop--> conv(image)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from numeric.attention import RelativeMultiheadAttention
+from numeric.blocks import block_matrices, factorize
+from numeric.patches import frame_image, patchify, unpatchify
+from theory.geometry import PADDING_MODES, ConvGeometry
+
+
+def plan_offset_range(plan: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The bias table a plan needs: its offsets plus a border row/column on every side."""
+    rows, cols = [d[0] for d in plan], [d[1] for d in plan]
+    return (min(rows) - 1, max(rows) + 1), (min(cols) - 1, max(cols) + 1)
+
+
+class ConvAttention(nn.Module):
+    """Images in, images out: relative-bias MHSA on the patch tokens of a convolution's input.
+
+    Args:
+        geometry: the convolution on its patch grid (``theory.geometry.ConvGeometry``).
+        padding_mode: the convolution's ``padding_mode`` (used to fill the token frame).
+        value_dims: value width per head; one head per offset of ``geometry.head_plan()``.
+        key_dim: query/key width per head.
+
+    ``forward(x)`` maps ``(B, C_in, H, W)`` (``H``, ``W`` multiples of the patch size) to
+    the convolution's output shape ``(B, C_out, H_out, W_out)``. Attributes: ``num_heads``,
+    ``head_plan`` (offset per head), ``value_dims``, ``total_value_dim``, ``alpha``.
+    """
+
+    def __init__(
+        self,
+        geometry: ConvGeometry,
+        padding_mode: str,
+        value_dims: Sequence[int],
+        *,
+        key_dim: int = 8,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode={padding_mode!r} must be one of {PADDING_MODES}")
+        self.geometry = geometry
+        self.padding_mode = padding_mode
+        self.head_plan = geometry.head_plan()
+        if len(value_dims) != len(self.head_plan):
+            raise ValueError(f"{len(value_dims)} value widths for a plan of "
+                             f"{len(self.head_plan)} heads")
+        self.alpha: float | None = None
+        self.check_input = True  # refuse NaN/inf input with a clear error
+        self.factor_residual = 0.0  # max |W_V^h W_O^h - M_delta|, set by as_attention
+        self.attention = RelativeMultiheadAttention(
+            geometry.token_dim_in, geometry.token_dim_out, value_dims, key_dim,
+            plan_offset_range(self.head_plan), device=device, dtype=dtype)
+
+    @property
+    def patch_size(self) -> int:
+        return self.geometry.patch_size
+
+    @property
+    def num_heads(self) -> int:
+        return len(self.head_plan)
+
+    @property
+    def value_dims(self) -> tuple[int, ...]:
+        return self.attention.value_dims
+
+    @property
+    def total_value_dim(self) -> int:
+        return sum(self.value_dims)
+
+    def extra_repr(self) -> str:
+        g = self.geometry
+        return (f"{g.in_channels}->{g.out_channels}, kernel=({g.rows.kernel_size}, "
+                f"{g.cols.kernel_size}), patch_size={self.patch_size}, heads={self.num_heads}, "
+                f"value_dims={self.value_dims}, padding_mode={self.padding_mode!r}, "
+                f"alpha={self.alpha}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, H, W) -> (B, C_out, H_out, W_out)``, the convolution's output shape.
+
+        Raises:
+            ValueError: wrong number of channels, ``H``/``W`` not multiples of the patch
+                size, an image too small for the kernel, or NaN/inf input.
+        """
+        if x.ndim != 4 or x.shape[1] != self.geometry.in_channels:
+            raise ValueError(f"x must have shape (B, {self.geometry.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}")
+        if self.check_input and not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or inf")
+        framed, rows, cols = frame_image(x, self.geometry, self.padding_mode)
+        tokens = patchify(framed, self.patch_size)                       # (B, Gh', Gw', d_in)
+        window = (rows.frame_lo, cols.frame_lo, rows.query_tokens, cols.query_tokens)
+        y = self.attention(tokens, window)                               # (B, Gq_h, Gq_w, d_out)
+        out_patch = (self.geometry.rows.out_patch, self.geometry.cols.out_patch)
+        image = unpatchify(y, out_patch, self.geometry.out_channels)
+        return image[..., : rows.out_length, : cols.out_length]
+
+
+def check_convertible(conv: nn.Module) -> None:
+    """Raise ``TypeError`` unless ``conv`` behaves as a plain ``nn.Conv2d``.
+
+    Subclasses that override ``forward`` may compute anything; they are refused by name.
+    """
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"expected a torch.nn.Conv2d, got {type(conv).__name__}")
+    if type(conv).forward is not nn.Conv2d.forward:
+        raise TypeError(f"{type(conv).__qualname__} subclasses nn.Conv2d with its own forward; "
+                        "only plain nn.Conv2d layers can be converted exactly")
+
+
+def conv_geometry(conv: nn.Conv2d, patch_size: int) -> ConvGeometry:
+    """The geometry of a ``nn.Conv2d`` seen through patches of ``patch_size`` pixels."""
+    return ConvGeometry.from_conv_params(
+        kernel_size=conv.kernel_size, patch_size=patch_size, stride=conv.stride,
+        padding=conv.padding, dilation=conv.dilation, in_channels=conv.in_channels,
+        out_channels=conv.out_channels, groups=conv.groups)
+
+
+@torch.no_grad()
+def as_attention(
+    conv: nn.Conv2d,
+    patch_size: int,
+    *,
+    max_heads: int | None = None,
+    alpha: float | None = None,
+    key_dim: int = 8,
+) -> ConvAttention:
+    """The construction theorem (DESIGN 3.2): an attention layer equal to ``conv``.
+
+    Args:
+        conv: any plain ``nn.Conv2d`` (any channels, groups, kernel, dilation, bias,
+            padding and padding mode; stride must divide ``patch_size``).
+        patch_size: side ``P`` of the square patches that form the tokens.
+        max_heads: refuse plans with more heads than this.
+        alpha: ``None`` for hard attention (masked scores, exact); a finite score gap
+            ``alpha > 0`` for the softmax-gap version, off by at most
+            ``(n-1) e^{-alpha}`` times the spread of the values (DESIGN 3.4; sensible:
+            ``alpha`` of 20-40 in float32).
+        key_dim: query/key width per head (queries and keys are zero: content-free).
+    Returns:
+        A :class:`ConvAttention` on the conv's device and dtype, one head per offset of the
+        plan, head ``h`` of value width ``rank(M_{delta_h})``.
+    Raises:
+        TypeError: ``conv`` is not a plain ``nn.Conv2d``.
+        ValueError: ``patch_size`` is not a positive multiple of the stride, or the plan
+            needs more than ``max_heads`` heads (the message names how many it needs).
+    """
+    check_convertible(conv)
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+        raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+    geometry = conv_geometry(conv, patch_size)
+    if max_heads is not None and geometry.num_heads > max_heads:
+        raise ValueError(
+            f"this convolution needs {geometry.num_heads} heads on patches of {patch_size} "
+            f"(offsets {geometry.rows.offsets()} x {geometry.cols.offsets()}), "
+            f"but max_heads={max_heads}")
+    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha={alpha} must be a finite positive score gap, or None")
+    blocks = block_matrices(conv.weight.detach().to(torch.float64), geometry)
+    factors = [factorize(blocks[delta]) for delta in geometry.head_plan()]
+    weight = conv.weight
+    module = ConvAttention(geometry, conv.padding_mode, [f.rank for f in factors],
+                           key_dim=key_dim, device=weight.device, dtype=weight.dtype)
+    att = module.attention
+    for layer in (att.query, att.key):
+        layer.weight.zero_()
+        layer.bias.zero_()
+    att.value.weight.copy_(torch.cat([f.value for f in factors], dim=1).T)
+    att.value.bias.zero_()
+    att.output.weight.copy_(torch.cat([f.output for f in factors], dim=0).T)
+    pixels = geometry.rows.out_patch * geometry.cols.out_patch
+    bias = conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels)
+    att.output.bias.copy_(bias.detach().repeat(pixels))  # beta, in (u, v, o) order
+    att.select_offsets(module.head_plan, alpha)
+    module.alpha = alpha
+    module.factor_residual = max(f.residual for f in factors)
+    return module

@@ -1,0 +1,125 @@
+"""Runs theorem obligations and records what happened, never hiding a failure.
+
+A theorem counts as checked only when every one of its obligations passed; an obligation
+that raises is recorded as ``error`` (with the exception) and fails its theorem.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+
+from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+
+STATUSES = ("passed", "failed", "error")
+
+
+@dataclass(frozen=True)
+class ObligationResult:
+    """The outcome of one obligation: status, its evidence (if it ran) and wall time."""
+
+    theorem_id: str
+    obligation: Obligation
+    status: str
+    seconds: float
+    evidence: Evidence | None = None
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class TheoremResult:
+    theorem: Theorem
+    obligations: tuple[ObligationResult, ...]
+
+    @property
+    def checked(self) -> bool:
+        """True only if every obligation passed."""
+        return all(r.passed for r in self.obligations)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A whole verification run: when, how, on what, and every result."""
+
+    started: str
+    context: CheckContext
+    versions: dict[str, str]
+    theorems: tuple[TheoremResult, ...]
+    seconds: float
+
+    @property
+    def obligations(self) -> tuple[ObligationResult, ...]:
+        return tuple(r for t in self.theorems for r in t.obligations)
+
+    @property
+    def passed(self) -> bool:
+        return all(t.checked for t in self.theorems)
+
+
+def environment_versions(device: str = "cpu") -> dict[str, str]:
+    """Versions of the interpreter and the libraries a check depends on, and the device."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("torch", "sympy", "z3-solver", "numpy", "scipy", "hypothesis"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    versions["device"] = device
+    if device.startswith("cuda"):
+        import torch  # only when asked: the proofs layer itself needs no GPU
+
+        versions["device"] = f"{device} ({torch.cuda.get_device_name(device)})"
+    return versions
+
+
+def run_obligation(theorem: Theorem, obligation: Obligation, ctx: CheckContext) -> ObligationResult:
+    """Run one obligation; exceptions become an ``error`` result, never a pass."""
+    start = time.perf_counter()
+    try:
+        evidence = obligation.check(ctx)
+    except Exception:
+        return ObligationResult(theorem.id, obligation, "error", time.perf_counter() - start,
+                                error=traceback.format_exc(limit=6))
+    if not isinstance(evidence, Evidence):
+        return ObligationResult(theorem.id, obligation, "error", time.perf_counter() - start,
+                                error=f"check returned {type(evidence).__name__}, not Evidence")
+    status = "passed" if evidence.passed else "failed"
+    return ObligationResult(theorem.id, obligation, status, time.perf_counter() - start, evidence)
+
+
+def run_checks(
+    theorems: Iterable[Theorem],
+    ctx: CheckContext,
+    *,
+    obligation_ids: set[str] | None = None,
+    on_start: Callable[[Obligation], None] | None = None,
+    on_result: Callable[[ObligationResult], None] | None = None,
+) -> RunRecord:
+    """Run the obligations of ``theorems`` in order (only ``obligation_ids`` if given)."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    results = []
+    for theorem in theorems:
+        done = []
+        for obligation in theorem.obligations:
+            if obligation_ids is not None and obligation.id not in obligation_ids:
+                continue
+            if on_start:
+                on_start(obligation)
+            result = run_obligation(theorem, obligation, ctx)
+            if on_result:
+                on_result(result)
+            done.append(result)
+        if done:
+            results.append(TheoremResult(theorem, tuple(done)))
+    return RunRecord(started, ctx, environment_versions(ctx.device), tuple(results),
+                     time.perf_counter() - start)

@@ -1,0 +1,97 @@
+"""Rejected inputs: each must raise the named exception with a message matching the pattern.
+
+The accepted cases live in ``theory.cases`` (shared with the symbolic proofs and verify).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from numeric import RelativeMultiheadAttention, as_attention, convert_model, patchify
+from theory.geometry import AxisGeometry, ConvGeometry
+
+
+@dataclass(frozen=True)
+class Rejected:
+    name: str
+    call: Callable[[], object]
+    error: type[Exception]
+    match: str
+
+
+class ScaledConv(nn.Conv2d):
+    """A Conv2d subclass with its own forward: not a plain convolution any more."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(x)
+
+
+def _masked_attention() -> object:
+    att = RelativeMultiheadAttention(4, 4, [2], offset_range=((-2, 2), (-2, 2)))
+    att.select_offsets([(1, 1)])  # no key at offset (1, 1) from the last query row
+    return att(torch.zeros(1, 2, 2, 4))
+
+
+conv3 = nn.Conv2d(3, 4, 3, padding=1)
+
+REJECTED: tuple[Rejected, ...] = (
+    Rejected("patchify: height not a multiple of P",
+             lambda: patchify(torch.zeros(1, 1, 5, 4), 2), ValueError,
+             r"image height 5 is not a multiple of patch_size=2"),
+    Rejected("stride does not divide the patch size",
+             lambda: as_attention(nn.Conv2d(1, 1, 3, stride=2), 3), ValueError,
+             r"patch_size=3 must be a multiple of stride=2"),
+    Rejected("more heads than allowed",
+             lambda: as_attention(nn.Conv2d(1, 1, 7, padding=3), 2, max_heads=9), ValueError,
+             r"needs 25 heads on patches of 2 .* max_heads=9"),
+    Rejected("patch size zero", lambda: as_attention(conv3, 0), ValueError,
+             r"patch_size must be a positive int"),
+    Rejected("patch size bool", lambda: as_attention(conv3, True), ValueError,
+             r"patch_size must be a positive int"),
+    Rejected("alpha zero", lambda: as_attention(conv3, 2, alpha=0.0), ValueError,
+             r"alpha=0.0 must be a finite positive"),
+    Rejected("alpha NaN", lambda: as_attention(conv3, 2, alpha=float("nan")), ValueError,
+             r"alpha=nan must be a finite positive"),
+    Rejected("not a convolution", lambda: as_attention(nn.Linear(2, 2), 2), TypeError,
+             r"expected a torch.nn.Conv2d, got Linear"),
+    Rejected("Conv2d subclass with its own forward",
+             lambda: as_attention(ScaledConv(1, 1, 3), 2), TypeError,
+             r"ScaledConv subclasses nn.Conv2d with its own forward"),
+    Rejected("NaN input", lambda: as_attention(conv3, 2)(torch.full((1, 3, 4, 4), torch.nan)),
+             ValueError, r"x contains NaN or inf"),
+    Rejected("wrong number of channels", lambda: as_attention(conv3, 2)(torch.zeros(1, 2, 4, 4)),
+             ValueError, r"x must have shape \(B, 3, H, W\), got \(1, 2, 4, 4\)"),
+    Rejected("image not a multiple of P", lambda: as_attention(conv3, 2)(torch.zeros(1, 3, 5, 4)),
+             ValueError, r"image height=5 must be a positive multiple of patch_size=2"),
+    Rejected("image too small for the kernel",
+             lambda: as_attention(nn.Conv2d(1, 1, 5), 2)(torch.zeros(1, 1, 2, 2)),
+             ValueError, r"too small for a kernel of size 5"),
+    Rejected("reflect padding as large as the image",
+             lambda: as_attention(nn.Conv2d(1, 1, 5, padding=2, padding_mode="reflect"), 2)(
+                 torch.zeros(1, 1, 2, 2)),
+             ValueError, r"padding 2 is too large for padding_mode='reflect' on image height 2"),
+    Rejected("'same' padding with stride 2",
+             lambda: ConvGeometry.from_conv_params(kernel_size=3, patch_size=2, stride=2,
+                                                   padding="same"),
+             ValueError, r"padding='same' requires stride 1"),
+    Rejected("negative padding", lambda: AxisGeometry(3, 2, pad_lo=-1), ValueError,
+             r"padding must be >= 0, got -1"),
+    Rejected("kernel size zero", lambda: AxisGeometry(0, 2), ValueError,
+             r"kernel_size must be >= 1, got 0"),
+    Rejected("groups not dividing channels",
+             lambda: ConvGeometry.from_conv_params(kernel_size=3, patch_size=1, in_channels=3,
+                                                   out_channels=4, groups=2),
+             ValueError, r"in_channels=3 must be divisible by groups=2"),
+    Rejected("convert_model: unknown layer name in patch_size",
+             lambda: convert_model(nn.Sequential(conv3), torch.zeros(1, 3, 4, 4), {"7": 2}),
+             ValueError, r"not Conv2d modules: \['7'\]"),
+    Rejected("convert_model: subclass with its own forward",
+             lambda: convert_model(nn.Sequential(ScaledConv(3, 3, 3)), torch.zeros(1, 3, 4, 4)),
+             TypeError, r"layer '0': .*ScaledConv"),
+    Rejected("attention: a query with every key masked", _masked_attention, ValueError,
+             r"head 0 masks every key"),
+)

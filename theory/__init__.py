@@ -1,0 +1,9 @@
+"""Exact side (sympy and plain integers, never torch): geometry, construction, bounds.
+
+``theory.geometry`` is the single source of truth for patch offsets and head plans;
+``theory.construction`` holds the block matrices ``M_delta`` as exact objects.
+"""
+
+from theory.geometry import AxisGeometry, ConvGeometry, offset_interval
+
+__all__ = ["AxisGeometry", "ConvGeometry", "offset_interval"]
