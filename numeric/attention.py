@@ -120,8 +120,14 @@ class RelativeMultiheadAttention(nn.Module):
         _, _, hq, wq = window or (0, 0, Gh, Gw)
         attn = self.attention_weights(x, window)                              # (B, H, Nq, Nk)
         values = self.value(x.reshape(B, Gh * Gw, -1))                         # (B, Nk, sum dv)
-        heads = [attn[:, h] @ v for h, v in enumerate(values.split(self.value_dims, -1))]
-        y = self.output(torch.cat(heads, dim=-1))                              # (B, Nq, d_out)
+        H, dv = self.num_heads, self.value_dims[0]
+        if all(d == dv for d in self.value_dims):  # equal widths: one batched product
+            v = values.view(B, Gh * Gw, H, dv).transpose(1, 2)                 # (B, H, Nk, dv)
+            mixed = (attn @ v).transpose(1, 2).reshape(B, hq * wq, H * dv)     # (B, Nq, H*dv)
+        else:
+            mixed = torch.cat([attn[:, h] @ v for h, v in
+                               enumerate(values.split(self.value_dims, -1))], dim=-1)
+        y = self.output(mixed)                                                 # (B, Nq, d_out)
         return y.reshape(B, hq, wq, -1)
 
     @torch.no_grad()
@@ -155,3 +161,31 @@ class RelativeMultiheadAttention(nn.Module):
                 self.rel_bias[h] = -alpha
                 self.rel_bias[target] = 0.0
                 self.rel_mask[h] = True
+
+    @torch.no_grad()
+    def set_distributions(self, offsets: Sequence[tuple[int, int]],
+                          probabilities: torch.Tensor) -> None:
+        """Make head ``h`` attend to ``offsets[i]`` with probability ``probabilities[h, i]``.
+
+        The bias table holds ``log p`` at those offsets and every other offset is masked, so
+        a content-free head's softmax returns exactly these probabilities (up to rounding).
+        Rows must be probability vectors; zero entries are masked too.
+        """
+        if probabilities.shape != (self.num_heads, len(offsets)):
+            raise ValueError(f"probabilities must have shape ({self.num_heads}, "
+                             f"{len(offsets)}), got {tuple(probabilities.shape)}")
+        if (probabilities < 0).any() or not torch.allclose(
+                probabilities.sum(1), torch.ones(self.num_heads, dtype=probabilities.dtype)):
+            raise ValueError("every row of probabilities must be a probability vector")
+        (lo_h, hi_h), (lo_w, hi_w) = self.offset_range
+        for da, db in offsets:
+            if not (lo_h < da < hi_h and lo_w < db < hi_w):
+                raise ValueError(f"offset {(da, db)} is not strictly inside "
+                                 f"offset_range={self.offset_range}")
+        self.rel_bias.zero_()
+        self.rel_mask.fill_(False)
+        for h in range(self.num_heads):
+            for (da, db), p in zip(offsets, probabilities[h].tolist(), strict=True):
+                if p > 0:
+                    self.rel_mask[h, da - lo_h, db - lo_w] = True
+                    self.rel_bias[h, da - lo_h, db - lo_w] = math.log(p)

@@ -35,12 +35,16 @@ class ConvAttention(nn.Module):
     Args:
         geometry: the convolution on its patch grid (``theory.geometry.ConvGeometry``).
         padding_mode: the convolution's ``padding_mode`` (used to fill the token frame).
-        value_dims: value width per head; one head per offset of ``geometry.head_plan()``.
+        value_dims: value width per head (their number is the number of heads).
         key_dim: query/key width per head.
+        offset_range: the relative-bias table's range (default: the plan's offsets plus a
+            border; give the whole grid for a freely trainable layer).
 
     ``forward(x)`` maps ``(B, C_in, H, W)`` (``H``, ``W`` multiples of the patch size) to
     the convolution's output shape ``(B, C_out, H_out, W_out)``. Attributes: ``num_heads``,
-    ``head_plan`` (offset per head), ``value_dims``, ``total_value_dim``, ``alpha``.
+    ``offsets`` (the patch offsets the kernel reaches, ``geometry.head_plan()``),
+    ``head_plan`` (the offset each head attends to, or ``None`` when heads mix offsets, as
+    in the minimal construction), ``value_dims``, ``total_value_dim``, ``alpha``.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class ConvAttention(nn.Module):
         value_dims: Sequence[int],
         *,
         key_dim: int = 8,
+        offset_range: tuple[tuple[int, int], tuple[int, int]] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -58,16 +63,19 @@ class ConvAttention(nn.Module):
             raise ValueError(f"padding_mode={padding_mode!r} must be one of {PADDING_MODES}")
         self.geometry = geometry
         self.padding_mode = padding_mode
-        self.head_plan = geometry.head_plan()
-        if len(value_dims) != len(self.head_plan):
-            raise ValueError(f"{len(value_dims)} value widths for a plan of "
-                             f"{len(self.head_plan)} heads")
+        self.offsets = geometry.head_plan()
+        self.head_plan: tuple[tuple[int, int], ...] | None = None  # set by the construction
         self.alpha: float | None = None
         self.check_input = True  # refuse NaN/inf input with a clear error
-        self.factor_residual = 0.0  # max |W_V^h W_O^h - M_delta|, set by as_attention
+        # Set by the construction, used by numeric.tolerances: the most offsets one head
+        # attends to, and a bound on |sum_h a_h(delta) W_V^h W_O^h - M_delta| per unit of
+        # a key token's l1 norm (float64 factorisation residuals).
+        self.support = 1
+        self.log_range = 0.0  # max |log p| of the attention probabilities (0 for hard heads)
+        self.residual_per_l1 = 0.0
         self.attention = RelativeMultiheadAttention(
             geometry.token_dim_in, geometry.token_dim_out, value_dims, key_dim,
-            plan_offset_range(self.head_plan), device=device, dtype=dtype)
+            offset_range or plan_offset_range(self.offsets), device=device, dtype=dtype)
 
     @property
     def patch_size(self) -> int:
@@ -75,7 +83,7 @@ class ConvAttention(nn.Module):
 
     @property
     def num_heads(self) -> int:
-        return len(self.head_plan)
+        return self.attention.num_heads
 
     @property
     def value_dims(self) -> tuple[int, ...]:
@@ -133,6 +141,9 @@ def conv_geometry(conv: nn.Conv2d, patch_size: int) -> ConvGeometry:
         out_channels=conv.out_channels, groups=conv.groups)
 
 
+HEAD_CHOICES = ("plan", "minimal")
+
+
 @torch.no_grad()
 def as_attention(
     conv: nn.Conv2d,
@@ -141,6 +152,7 @@ def as_attention(
     max_heads: int | None = None,
     alpha: float | None = None,
     key_dim: int = 8,
+    heads: str = "plan",
 ) -> ConvAttention:
     """The construction theorem (DESIGN 3.2): an attention layer equal to ``conv``.
 
@@ -154,27 +166,52 @@ def as_attention(
             ``(n-1) e^{-alpha}`` times the spread of the values (DESIGN 3.4; sensible:
             ``alpha`` of 20-40 in float32).
         key_dim: query/key width per head (queries and keys are zero: content-free).
+        heads: ``"plan"`` (the theorem's construction: one head per offset the kernel
+            reaches) or ``"minimal"`` (``rho`` or ``rho + 1`` heads for this very kernel,
+            each attending to a probability mix of offsets; DESIGN 3.4, ``numeric.minimal``).
     Returns:
-        A :class:`ConvAttention` on the conv's device and dtype, one head per offset of the
-        plan, head ``h`` of value width ``rank(M_{delta_h})``.
+        A :class:`ConvAttention` on the conv's device and dtype; with ``heads="plan"`` one
+        head per offset of the plan, head ``h`` of value width ``rank(M_{delta_h})``.
     Raises:
         TypeError: ``conv`` is not a plain ``nn.Conv2d``.
-        ValueError: ``patch_size`` is not a positive multiple of the stride, or the plan
-            needs more than ``max_heads`` heads (the message names how many it needs).
+        ValueError: ``patch_size`` is not a positive multiple of the stride, the
+            construction needs more than ``max_heads`` heads (the message names how many),
+            or ``alpha`` is given with ``heads="minimal"``.
     """
     check_convertible(conv)
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
         raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+    if heads not in HEAD_CHOICES:
+        raise ValueError(f"heads={heads!r} must be one of {HEAD_CHOICES}")
+    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha={alpha} must be a finite positive score gap, or None")
     geometry = conv_geometry(conv, patch_size)
+    if heads == "minimal":
+        if alpha is not None:
+            raise ValueError("alpha applies to heads='plan' only; the minimal heads mix offsets")
+        return _minimal_attention(conv, geometry, max_heads, key_dim)
     if max_heads is not None and geometry.num_heads > max_heads:
         raise ValueError(
             f"this convolution needs {geometry.num_heads} heads on patches of {patch_size} "
             f"(offsets {geometry.rows.offsets()} x {geometry.cols.offsets()}), "
             f"but max_heads={max_heads}")
-    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha={alpha} must be a finite positive score gap, or None")
     blocks = block_matrices(conv.weight.detach().to(torch.float64), geometry)
     factors = [factorize(blocks[delta]) for delta in geometry.head_plan()]
+    module, att = _content_free_module(conv, geometry, factors, key_dim)
+    for layer in (att.query, att.key):
+        layer.weight.zero_()
+        layer.bias.zero_()
+    att.select_offsets(module.offsets, alpha)
+    module.head_plan = module.offsets
+    module.alpha = alpha
+    module.residual_per_l1 = module.num_heads * max(f.residual for f in factors)
+    return module
+
+
+def _content_free_module(conv: nn.Conv2d, geometry: ConvGeometry, factors: list,
+                         key_dim: int) -> tuple[ConvAttention, RelativeMultiheadAttention]:
+    """A :class:`ConvAttention` with zero queries/keys, ``W_V^h W_O^h`` from ``factors``
+    and ``b_O = beta``; the caller sets where each head attends."""
     weight = conv.weight
     module = ConvAttention(geometry, conv.padding_mode, [f.rank for f in factors],
                            key_dim=key_dim, device=weight.device, dtype=weight.dtype)
@@ -188,7 +225,23 @@ def as_attention(
     pixels = geometry.rows.out_patch * geometry.cols.out_patch
     bias = conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels)
     att.output.bias.copy_(bias.detach().repeat(pixels))  # beta, in (u, v, o) order
-    att.select_offsets(module.head_plan, alpha)
-    module.alpha = alpha
-    module.factor_residual = max(f.residual for f in factors)
+    return module, att
+
+
+def _minimal_attention(conv: nn.Conv2d, geometry: ConvGeometry, max_heads: int | None,
+                       key_dim: int) -> ConvAttention:
+    from numeric.minimal import minimal_plan  # scipy is needed only for this path
+
+    plan = minimal_plan(conv, geometry.patch_size)
+    if max_heads is not None and max(plan.heads, 1) > max_heads:
+        raise ValueError(f"this kernel needs {plan.heads} heads even in the minimal "
+                         f"construction (rho = {plan.rank}), but max_heads={max_heads}")
+    factors = [factorize(W) for W in plan.matrices]
+    module, att = _content_free_module(conv, geometry, factors, key_dim)
+    att.set_distributions(plan.offsets, plan.distributions.to(att.rel_bias.dtype))
+    module.support = int((plan.distributions > 0).sum(1).max())
+    positive = plan.distributions[plan.distributions > 0]
+    module.log_range = float(-positive.log().min()) if positive.numel() else 0.0
+    module.residual_per_l1 = (len(plan.offsets) * plan.residual
+                              + module.num_heads * max((f.residual for f in factors), default=0))
     return module

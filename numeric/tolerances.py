@@ -10,6 +10,7 @@ at most the sum of the two sides' bounds; the ratio error/bound is reported.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -52,17 +53,21 @@ def conv_error_bound(conv: nn.Conv2d, x: torch.Tensor, dtype: torch.dtype) -> to
 
 @torch.no_grad()
 def attention_error_bound(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Elementwise bound on the rounding error of a hard-attention :class:`ConvAttention`.
+    """Elementwise bound on the rounding error of a content-free :class:`ConvAttention`.
 
-    With hard masks ``A^h`` is exactly 0 or 1, so head ``h`` computes
+    Hard heads (``support == 1``): ``A^h`` is exactly 0 or 1, so head ``h`` computes
     ``(x_{q+delta_h} W_V^h) W_O^h + b_O`` and the error is at most
-    ``gamma_{d_in + r + 3} (sum_h |x_{q+delta_h}| |W_V^h| |W_O^h| + |b_O|)``: two products of
-    lengths ``d_in`` and ``r = sum of value widths`` (bounded by their total), the bias
-    addition, and the rounding of the float64 factors to the layer's dtype (+2). The
-    factorization residual ``rho = max|W_V^h W_O^h - M|`` adds ``rho * H * max_k ||x_k||_1``.
+    ``gamma_n (sum_h |x_{q+delta_h}| |W_V^h| |W_O^h| + |b_O|)`` with ``n = d_in + r + 3``: two
+    products of lengths ``d_in`` and ``r = sum of value widths``, the bias addition, and the
+    rounding of the float64 factors to the layer's dtype (+2). Heads that mix ``s`` offsets
+    with probabilities ``p`` (the minimal construction) add the softmax: the sum of ``s``
+    exponentials, the division, and ``exp(fl(log p))``, whose relative error is
+    ``|log p| u``: ``n += s + 4 + ceil(max |log p|)``; the absolute run then weights each key
+    by its probability. A finite gap ``alpha`` is the same with every key of the framed
+    grid in the support and ``|log p| <= alpha``. This bounds rounding only: the gap's own
+    error is ``numeric.gap``'s concern. Factorisation residuals (float64) add
+    ``residual_per_l1 * max_k ||x_k||_1``.
     """
-    if attn.alpha is not None:
-        raise ValueError("this bound is for hard attention (alpha=None)")
     att = attn.attention
     positive = copy.deepcopy(attn).to(torch.float64)
     positive.check_input = False
@@ -70,11 +75,16 @@ def attention_error_bound(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
         layer.weight.abs_()
         layer.bias.abs_()
     x64 = x.to(torch.float64).abs()
-    n = att.value.in_features + att.value.out_features + 3
-    bound = gamma(n, att.value.weight.dtype) * positive(x64)
     framed, _, _ = frame_image(x64, attn.geometry, attn.padding_mode)
+    n = att.value.in_features + att.value.out_features + 3
+    if attn.alpha is not None:  # a finite gap: every key of the framed grid has weight
+        n += framed.shape[-2] * framed.shape[-1] // attn.patch_size**2 + 4
+        n += math.ceil(attn.alpha)
+    elif attn.support > 1:
+        n += attn.support + 4 + math.ceil(attn.log_range)
+    bound = gamma(n, att.value.weight.dtype) * positive(x64)
     token_l1 = patchify(framed, attn.patch_size).sum(-1).max()
-    return bound + attn.factor_residual * attn.num_heads * token_l1
+    return bound + attn.residual_per_l1 * token_l1
 
 
 def comparison_ratio(a: torch.Tensor, b: torch.Tensor, bound: torch.Tensor) -> float:

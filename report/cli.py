@@ -32,6 +32,7 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     # torch's own note about how it pads even kernels; irrelevant to the checks.
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
     from proofs import CheckContext, default_registry, run_checks
+    from report.figures import all_figures
     from report.json_report import write_json
     from report.terminal import failure_details, progress_display, results_table, summary_line
 
@@ -51,7 +52,8 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     for line in failure_details(record):
         console.print(f"[red]{line}[/]")
     path = write_json(record, out_dir)
-    console.print(f"report: {path}")
+    figures = all_figures(record, out_dir / "figures")
+    console.print(f"report: {path}; figures: {', '.join(p.name for p in figures.values())}")
     console.print(("[green]" if record.passed else "[bold red]") + summary_line(record) + "[/]")
     return 0 if record.passed else 1
 
@@ -60,6 +62,25 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     from report.bench import run_benchmarks
 
     return run_benchmarks(args.out / "bench", console, quick=args.quick, seed=args.seed)
+
+
+def cmd_bounds(args: argparse.Namespace, console: Console) -> int:
+    from report.bounds_text import describe
+
+    try:
+        lines = describe(args.kernel, args.patch, args.in_channels, args.out_channels,
+                         stride=args.stride, dilation=args.dilation, padding=args.padding,
+                         groups=args.groups)
+    except (TypeError, ValueError) as err:
+        console.print(f"[red]vitconv bounds: {err}[/]")
+        return 2
+    for line in lines:
+        console.print(line, highlight=False)
+    return 0
+
+
+def _padding(text: str) -> str | int:
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--out", type=Path, default=DEFAULT_OUT)
     bench.set_defaults(func=cmd_bench)
+    bounds = sub.add_parser("bounds", help="heads needed for a convolution shape, patch and pixel")
+    bounds.add_argument("--kernel", type=int, required=True, help="kernel size K")
+    bounds.add_argument("--patch", type=int, required=True, help="patch size P")
+    bounds.add_argument("--in", dest="in_channels", type=int, default=1)
+    bounds.add_argument("--out", dest="out_channels", type=int, default=1)
+    bounds.add_argument("--stride", type=int, default=1)
+    bounds.add_argument("--dilation", type=int, default=1)
+    bounds.add_argument("--padding", type=_padding, default="same",
+                        help="'same', 'valid' or an int (default: same)")
+    bounds.add_argument("--groups", type=int, default=1)
+    bounds.set_defaults(func=cmd_bounds)
     return parser
 
 

@@ -1,7 +1,27 @@
 """Every theorem of the project, one module each, in the order of DESIGN.md section 3."""
 
-from proofs.theorems import construction, offset_lemma
+from proofs.theorems import (
+    approximation_floor,
+    construction,
+    jacobian_lemma,
+    lower_bound,
+    minimal_heads,
+    necessity,
+    offset_lemma,
+    softmax_gap,
+    unified_rank,
+)
 
-THEOREMS = (offset_lemma.THEOREM, construction.THEOREM)
+THEOREMS = (
+    offset_lemma.THEOREM,
+    construction.THEOREM,
+    jacobian_lemma.THEOREM,
+    lower_bound.THEOREM,
+    unified_rank.THEOREM,
+    softmax_gap.THEOREM,
+    approximation_floor.THEOREM,
+    minimal_heads.THEOREM,
+    necessity.THEOREM,
+)
 
 __all__ = ["THEOREMS"]
