@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify verify-quick test test-all lint bench reproduce clean
+.PHONY: verify verify-quick test test-all lint bench docs-figure clean
+
+VERIFY_FLAGS ?=
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +18,10 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	touch $@
 
 verify: $(STAMP)
-	$(BIN)/vitconv verify
+	$(BIN)/vitconv verify $(VERIFY_FLAGS)
 
 verify-quick: $(STAMP)
-	$(BIN)/vitconv verify --quick
+	$(BIN)/vitconv verify --quick $(VERIFY_FLAGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -32,6 +34,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/vitconv bench
+
+# The one generated file the repository keeps: the README's figure.
+docs-figure: $(STAMP)
+	$(BIN)/python -c "from pathlib import Path; from report.figures import heads_vs_kernel; heads_vs_kernel(Path('docs'))"
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis

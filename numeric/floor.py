@@ -23,6 +23,7 @@ from torch import nn
 from numeric.blocks import block_matrices
 from numeric.conv_attention import ConvAttention, conv_geometry
 from numeric.jacobian import autograd_jacobian
+from theory.bounds import approximation_floor
 
 
 def span_matrix(conv: nn.Conv2d, patch_size: int) -> tuple[tuple, torch.Tensor]:
@@ -34,12 +35,10 @@ def span_matrix(conv: nn.Conv2d, patch_size: int) -> tuple[tuple, torch.Tensor]:
 
 
 def floor_curve(conv: nn.Conv2d, patch_size: int) -> list[float]:
-    """``floor(H)`` for ``H = 0, 1, ..., #offsets`` (0 from ``H = rho`` on)."""
+    """``floor(H)`` (``theory.bounds.approximation_floor``) for ``H = 0, 1, ..., #offsets``."""
     _, Mat = span_matrix(conv, patch_size)
-    energy = torch.linalg.svdvals(Mat) ** 2
-    total = float(energy.sum())
-    tail = [float(energy[H:].sum()) / total for H in range(len(energy) + 1)]
-    return tail + [0.0] * (Mat.shape[0] + 1 - len(tail))
+    sigma = torch.linalg.svdvals(Mat).tolist()
+    return [approximation_floor(sigma, H) for H in range(Mat.shape[0] + 1)]
 
 
 def nonnegative_rank_one_error(conv: nn.Conv2d, patch_size: int) -> float:

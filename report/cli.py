@@ -34,6 +34,8 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     from proofs import CheckContext, default_registry, run_checks
     from report.figures import all_figures
     from report.json_report import write_json
+    from report.latex import compile_pdf, write_appendix
+    from report.markdown import write_markdown
     from report.terminal import failure_details, progress_display, results_table, summary_line
 
     registry = default_registry()
@@ -51,11 +53,24 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     console.print(results_table(record))
     for line in failure_details(record):
         console.print(f"[red]{line}[/]")
-    path = write_json(record, out_dir)
     figures = all_figures(record, out_dir / "figures")
-    console.print(f"report: {path}; figures: {', '.join(p.name for p in figures.values())}")
+    paths = [write_json(record, out_dir), write_markdown(record, registry, figures, out_dir),
+             write_appendix(record, registry, figures, out_dir)]
+    console.print("written: " + ", ".join(str(p) for p in paths) + f", {len(figures)} figures")
+    pdf_ok = True
+    if args.pdf != "no":
+        result = compile_pdf(paths[-1])
+        if result.pdf is None and result.problems == () and args.pdf == "auto":
+            console.print(f"[yellow]{result.message}[/]")
+        elif not result.ok:
+            pdf_ok = False
+            console.print(f"[bold red]appendix: {result.message}[/]")
+            for line in result.problems[:10]:
+                console.print(f"[red]  {line}[/]", highlight=False)
+        else:
+            console.print(f"appendix: {result.pdf} ({result.pages} pages)")
     console.print(("[green]" if record.passed else "[bold red]") + summary_line(record) + "[/]")
-    return 0 if record.passed else 1
+    return 0 if record.passed and pdf_ok else 1
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
@@ -98,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cpu, cuda, cuda:N or auto (cuda when available)")
     verify.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="output folder (default: out/, git-ignored)")
+    verify.add_argument("--pdf", choices=("auto", "yes", "no"), default="auto",
+                        help="compile the appendix with latexmk: when installed (auto), "
+                             "required (yes, fails without it), or not at all")
     verify.set_defaults(func=cmd_verify)
 
     bench = sub.add_parser("bench", help="forward time of attention vs Conv2d; proof times")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,12 @@ from proofs.theorem import Obligation
 
 STATUS_STYLE = {"passed": "[green]passed[/]", "failed": "[bold red]FAILED[/]",
                 "error": "[bold red]ERROR[/]"}
+
+
+def plain(latex: str) -> str:
+    """A title's LaTeX as terminal text: ``$\\rho + 1$`` -> ``rho + 1``."""
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", latex.replace("--", "-"))
+    return text.replace("$", "").replace("{", "").replace("}", "")
 
 
 def _margin(r: ObligationResult) -> str:
@@ -35,7 +42,7 @@ def results_table(record: RunRecord) -> Table:
     for t in record.theorems:
         mark = "[green]checked[/]" if t.checked else "[bold red]NOT checked[/]"
         table.add_row(f"[bold]{t.theorem.id}[/]", t.theorem.kind, mark,
-                      f"[bold]{t.theorem.title}[/] (DESIGN {t.theorem.section})", "", "")
+                      f"[bold]{plain(t.theorem.title)}[/] (DESIGN {t.theorem.section})", "", "")
         for r in t.obligations:
             size = r.evidence.size if r.evidence else (r.error or "").strip().splitlines()[-1]
             table.add_row(f"  {r.obligation.id.partition('.')[2]}", r.obligation.method,

@@ -184,3 +184,22 @@ def rho_row(kernel_size: int, patch_size: int, in_channels: int = 1, out_channel
     upper = rank_upper_bound(geom)
     return RhoRow(patch_size, kernel_size, in_channels, out_channels, dilation, stride,
                   geom.num_heads, cert.rank, upper, formula, cert.rank == upper, checked)
+
+
+def _floor_formula():
+    import sympy as sp
+
+    i, H, rho = sp.symbols("i H rho", integer=True, positive=True)
+    sigma = sp.IndexedBase("sigma")
+    return sp.Sum(sigma[i] ** 2, (i, H + 1, rho)) / sp.Sum(sigma[i] ** 2, (i, 1, rho))
+
+
+# DESIGN 3.4: the relative mean-squared error no H-head MHSA can beat (Eckart-Young).
+APPROXIMATION_FLOOR = _floor_formula()
+
+
+def approximation_floor(singular_values: list[float], heads: int) -> float:
+    """``sum_{i>H} sigma_i^2 / sum_i sigma_i^2`` (0 from ``H = rho`` on)."""
+    energy = [s * s for s in singular_values]
+    total = sum(energy)
+    return sum(energy[heads:]) / total if total else 0.0

@@ -163,3 +163,17 @@ def prove_permutation_equivariance(tokens: int = 3, heads: int = 1) -> SymbolicR
                 return SymbolicResult(entries, False, time.perf_counter() - start,
                                       f"permutation {perm}, output {q}")
     return SymbolicResult(entries, True, time.perf_counter() - start)
+
+
+def _statement_symbols():
+    h, H = sp.symbols("h H", integer=True, positive=True)
+    A = sp.Symbol("A^{h}_{qk}(0)", commutative=False)
+    W_V = sp.Symbol("W_V^h", commutative=False)
+    W_O = sp.Symbol("W_O^h", commutative=False)
+    jac = sp.Symbol(r"\left.\frac{\partial y_q}{\partial x_k}\right|_{X=0}", commutative=False)
+    return sp.Eq(jac, sp.Sum(A * W_V * W_O, (h, 1, H)), evaluate=False)
+
+
+# The lemma's statement as a sympy object (noncommutative: the factor order is the matrix
+# product's), printed into the appendix by report/.
+LEMMA_STATEMENT = _statement_symbols()

@@ -8,6 +8,7 @@ from proofs.theorems import (
     minimal_heads,
     necessity,
     offset_lemma,
+    pixel_vs_patch,
     softmax_gap,
     unified_rank,
 )
@@ -17,6 +18,7 @@ THEOREMS = (
     construction.THEOREM,
     jacobian_lemma.THEOREM,
     lower_bound.THEOREM,
+    pixel_vs_patch.THEOREM,
     unified_rank.THEOREM,
     softmax_gap.THEOREM,
     approximation_floor.THEOREM,

@@ -7,6 +7,7 @@ from torch import nn
 
 from numeric.floor import floor_curve, nonnegative_rank_one_error, train_imitator
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from theory.bounds import APPROXIMATION_FLOOR
 
 
 def imitation_target(seed: int) -> nn.Conv2d:
@@ -45,7 +46,7 @@ def _training(ctx: CheckContext) -> Evidence:
 THEOREM = Theorem(
     id="approximation_floor",
     kind="proposition",
-    title="Approximation floor: H < rho heads stay above the Eckart-Young error",
+    title=r"Approximation floor: $H < \rho$ heads stay above the Eckart--Young error",
     section="3.4",
     hypotheses=(
         r"Inputs with iid standard Gaussian tokens; an MHSA of the standard form with $H$ "
@@ -55,9 +56,9 @@ THEOREM = Theorem(
     ),
     statement=(
         r"The relative mean-squared error of the MHSA against the convolution (bias removed) "
-        r"at an interior token is at least "
-        r"$\sum_{i > H} \sigma_i^2 \big/ \sum_i \sigma_i^2$, which is positive for $H < \rho$."
+        r"at an interior token is at least $<<floor>>$, which is positive for $H < \rho$."
     ),
+    formulas={"floor": APPROXIMATION_FLOOR},
     proof=(
         r"In the small-signal limit the MHSA is the linear map with blocks "
         r"$N_\delta = \sum_h A^h_{q,q+\delta}(0) W_V^h W_O^h$ (Jacobian lemma). For iid "

@@ -130,8 +130,9 @@ THEOREM = Theorem(
         r"key always exists in the frame, so no row is fully masked); then head $h$ "
         r"contributes $x_{q+\delta_h} W_V^h W_O^h = x_{q+\delta_h} M_{\delta_h}$, and "
         r"$M = W_V W_O$ is possible with inner width $\operatorname{rank} M$. For example, "
-        r"a $3\times 3$ kernel on $2\times 2$ patches has centre block $<<M_centre>>$ "
-        r"and corner block $<<M_corner>>$ (rows: input pixels, columns: output pixels)."
+        r"a $3\times 3$ kernel on $2\times 2$ patches has the centre and corner blocks "
+        r"\[ M_{(0,0)} = <<M_centre>>, \qquad M_{(1,1)} = <<M_corner>> \] "
+        r"(rows: input pixels, columns: output pixels)."
     ),
     formulas={"heads_axis": COUNT_STRIDE_ONE, **_example_blocks()},
     obligations=(

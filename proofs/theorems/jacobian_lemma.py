@@ -7,7 +7,7 @@ import torch
 
 from numeric.jacobian import check_lemma, random_mhsa
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from theory.jacobian import prove_jacobian_lemma, value_side_counterexample
+from theory.jacobian import LEMMA_STATEMENT, prove_jacobian_lemma, value_side_counterexample
 
 # (grid, d_in, d_out, heads, value width, key width): several sizes, content-dependent
 MHSA_SIZES = (((2, 2), 2, 2, 2, 2, 2), ((3, 3), 4, 3, 3, 2, 2), ((3, 4), 3, 5, 4, 3, 4),
@@ -70,10 +70,8 @@ THEOREM = Theorem(
         r"Positions enter the scores only (e.g.\ the relative bias $B^h[k-q]$), never the "
         r"values.",
     ),
-    statement=(
-        r"$\dfrac{\partial y_q}{\partial x_k}\Big|_{X=0} = \sum_h A^h_{qk}(0)\, W_V^h W_O^h$ "
-        r"for every query $q$ and key $k$."
-    ),
+    statement=r"$<<lemma>>$ for every query $q$ and key $k$.",
+    formulas={"lemma": LEMMA_STATEMENT},
     proof=(
         r"By the product rule, $\partial y_q/\partial x_k = \sum_h A^h_{qk} W_V^h W_O^h + "
         r"\sum_h \sum_{k'} (\partial A^h_{qk'}/\partial x_k)(x_{k'} W_V^h + b_V^h) W_O^h$. At "

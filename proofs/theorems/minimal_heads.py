@@ -82,7 +82,7 @@ def _numeric(ctx: CheckContext) -> Evidence:
 THEOREM = Theorem(
     id="minimal_heads",
     kind="theorem",
-    title="Per-kernel minimum: every convolution needs exactly rho or rho + 1 heads",
+    title=r"Per-kernel minimum: every convolution needs exactly $\rho$ or $\rho + 1$ heads",
     section="3.4",
     hypotheses=(
         r"A convolution; $\mathrm{Mat}$ the matrix with rows $\mathrm{vec}(M_\delta)$ over the "

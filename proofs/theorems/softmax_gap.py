@@ -65,7 +65,7 @@ def _conv(ctx: CheckContext) -> Evidence:
 THEOREM = Theorem(
     id="softmax_gap",
     kind="proposition",
-    title="Finite softmax gap: a head leading by alpha is off by at most (n-1)e^(-alpha)",
+    title=r"Finite softmax gap: a head leading by $\alpha$ is off by at most $(n-1)e^{-\alpha}$",
     section="3.4",
     hypotheses=(
         r"A head over $n$ keys whose target score exceeds every other score by at least "
