@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify verify-quick test test-all lint bench docs-figure clean
+.PHONY: verify verify-quick test test-all lint bench reproduce reproduce-quick docs-figure clean
 
 VERIFY_FLAGS ?=
 
@@ -34,6 +34,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/vitconv bench
+
+reproduce: $(STAMP)
+	$(BIN)/vitconv reproduce
+
+reproduce-quick: $(STAMP)
+	$(BIN)/vitconv reproduce --quick
 
 # The one generated file the repository keeps: the README's figure.
 docs-figure: $(STAMP)

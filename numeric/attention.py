@@ -120,13 +120,14 @@ class RelativeMultiheadAttention(nn.Module):
         _, _, hq, wq = window or (0, 0, Gh, Gw)
         attn = self.attention_weights(x, window)                              # (B, H, Nq, Nk)
         values = self.value(x.reshape(B, Gh * Gw, -1))                         # (B, Nk, sum dv)
-        H, dv = self.num_heads, self.value_dims[0]
-        if all(d == dv for d in self.value_dims):  # equal widths: one batched product
-            v = values.view(B, Gh * Gw, H, dv).transpose(1, 2)                 # (B, H, Nk, dv)
-            mixed = (attn @ v).transpose(1, 2).reshape(B, hq * wq, H * dv)     # (B, Nq, H*dv)
-        else:
-            mixed = torch.cat([attn[:, h] @ v for h, v in
-                               enumerate(values.split(self.value_dims, -1))], dim=-1)
+        H, width = self.num_heads, self.value_dims[0]
+        if all(d == width for d in self.value_dims):  # equal widths: one batched product
+            v = values.view(B, Gh * Gw, H, width).transpose(1, 2)              # (B, H, Nk, dv)
+            mixed = (attn @ v).transpose(1, 2).reshape(B, hq * wq, H * width)  # (B, Nq, H*dv)
+        else:  # unbind, not attn[:, h]: its backward is one stack, not H zero-filled copies
+            mixed = torch.cat([a @ v for a, v in zip(attn.unbind(1),
+                                                     values.split(self.value_dims, -1),
+                                                     strict=True)], dim=-1)   # (B, Nq, sum dv)
         y = self.output(mixed)                                                 # (B, Nq, d_out)
         return y.reshape(B, hq, wq, -1)
 

@@ -66,12 +66,32 @@ class Factorization:
     residual: float
 
 
-def factorize(M: torch.Tensor) -> Factorization:
-    """Split ``M`` into ``value @ output`` with inner width ``rank(M)``.
+def pivot_rows(M: torch.Tensor, rank: int) -> list[int]:
+    """``rank`` rows of ``M`` spanning its row space, chosen greedily by largest residual
+    norm (Gram-Schmidt with pivoting). Near-ties (within a relative 1e-9) go to the lowest
+    index, so rounding differences between machines or thread counts cannot change the
+    choice."""
+    residual = M.clone()
+    chosen: list[int] = []
+    for _ in range(rank):
+        norms = residual.norm(dim=1)
+        norms[chosen] = -1.0
+        best = int(torch.nonzero(norms >= (1 - 1e-9) * norms.max())[0])
+        chosen.append(best)
+        q = residual[best] / residual[best].norm()
+        residual = residual - residual @ q[:, None] * q[None, :]
+    return chosen
 
-    Full-rank matrices are split exactly (an identity factor); rank-deficient ones through
-    a float64 SVD, keeping singular values above the usual numerical-rank threshold
-    ``max(shape) * eps * sigma_max`` (``torch.linalg.matrix_rank``'s default).
+
+def factorize(M: torch.Tensor) -> Factorization:
+    """Split ``M`` into ``value @ output`` with inner width ``rank(M)``, deterministically.
+
+    The rank keeps singular values above ``max(shape) * eps * sigma_max`` (the usual
+    numerical rank). Full-rank matrices are split exactly with an identity factor;
+    rank-deficient ones keep ``rank`` pivot rows of ``M`` as the output factor (actual
+    kernel weights) and solve for the value factor. Unlike an SVD, whose singular vectors
+    are fixed only up to signs and rotations, this gives the same factors on every machine
+    and thread count (up to rounding), which reproducible training after conversion needs.
     Returns float64 factors; the caller casts them to the layer's dtype.
     """
     M = M.to(torch.float64)
@@ -82,8 +102,7 @@ def factorize(M: torch.Tensor) -> Factorization:
     elif rank == d_out:
         value, output = M, torch.eye(d_out, dtype=M.dtype, device=M.device)
     else:
-        U, S, Vh = torch.linalg.svd(M, full_matrices=False)
-        root = S[:rank].sqrt()
-        value, output = U[:, :rank] * root, root[:, None] * Vh[:rank]
+        output = M[pivot_rows(M, rank)]                                   # (r, d_out)
+        value = torch.linalg.lstsq(output.T, M.T).solution.T              # (d_in, r)
     residual = float((value @ output - M).abs().max()) if M.numel() else 0.0
     return Factorization(value, output, rank, residual)

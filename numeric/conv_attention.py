@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from numeric.attention import RelativeMultiheadAttention
-from numeric.blocks import block_matrices, factorize
+from numeric.blocks import Factorization, block_matrices, factorize
 from numeric.patches import frame_image, patchify, unpatchify
 from theory.geometry import PADDING_MODES, ConvGeometry
 
@@ -153,6 +153,8 @@ def as_attention(
     alpha: float | None = None,
     key_dim: int = 8,
     heads: str = "plan",
+    value_dims: int | Sequence[int] | None = None,
+    offset_range: tuple[tuple[int, int], tuple[int, int]] | None = None,
 ) -> ConvAttention:
     """The construction theorem (DESIGN 3.2): an attention layer equal to ``conv``.
 
@@ -169,6 +171,11 @@ def as_attention(
         heads: ``"plan"`` (the theorem's construction: one head per offset the kernel
             reaches) or ``"minimal"`` (``rho`` or ``rho + 1`` heads for this very kernel,
             each attending to a probability mix of offsets; DESIGN 3.4, ``numeric.minimal``).
+        value_dims: value widths to use instead of the minimal ``rank(M_delta)``: one int
+            for every head, or one per head (factors are zero-padded; a trainable layer of
+            a fixed shape, whatever the kernel's ranks).
+        offset_range: the bias table's range (default: the plan plus a border); a wider
+            table lets later training attend anywhere.
     Returns:
         A :class:`ConvAttention` on the conv's device and dtype; with ``heads="plan"`` one
         head per offset of the plan, head ``h`` of value width ``rank(M_{delta_h})``.
@@ -197,7 +204,13 @@ def as_attention(
             f"but max_heads={max_heads}")
     blocks = block_matrices(conv.weight.detach().to(torch.float64), geometry)
     factors = [factorize(blocks[delta]) for delta in geometry.head_plan()]
-    module, att = _content_free_module(conv, geometry, factors, key_dim)
+    if value_dims is not None:
+        widths = ([value_dims] * len(factors) if isinstance(value_dims, int)
+                  else list(value_dims))
+        if len(widths) != len(factors):
+            raise ValueError(f"value_dims has {len(widths)} entries for {len(factors)} heads")
+        factors = [pad_factor(f, w) for f, w in zip(factors, widths, strict=True)]
+    module, att = _content_free_module(conv, geometry, factors, key_dim, offset_range)
     for layer in (att.query, att.key):
         layer.weight.zero_()
         layer.bias.zero_()
@@ -208,13 +221,29 @@ def as_attention(
     return module
 
 
+def pad_factor(f: Factorization, width: int) -> Factorization:
+    """The same product ``value @ output`` with inner width ``width`` (zero columns/rows).
+
+    Raises:
+        ValueError: if ``width`` is below the factor's rank.
+    """
+    if width < f.rank:
+        raise ValueError(f"value width {width} is below rank {f.rank} of a block M_delta")
+    extra = width - f.rank
+    value = torch.cat([f.value, f.value.new_zeros(f.value.shape[0], extra)], dim=1)
+    output = torch.cat([f.output, f.output.new_zeros(extra, f.output.shape[1])], dim=0)
+    return Factorization(value, output, width, f.residual)
+
+
 def _content_free_module(conv: nn.Conv2d, geometry: ConvGeometry, factors: list,
-                         key_dim: int) -> tuple[ConvAttention, RelativeMultiheadAttention]:
+                         key_dim: int, offset_range=None
+                         ) -> tuple[ConvAttention, RelativeMultiheadAttention]:
     """A :class:`ConvAttention` with zero queries/keys, ``W_V^h W_O^h`` from ``factors``
     and ``b_O = beta``; the caller sets where each head attends."""
     weight = conv.weight
     module = ConvAttention(geometry, conv.padding_mode, [f.rank for f in factors],
-                           key_dim=key_dim, device=weight.device, dtype=weight.dtype)
+                           key_dim=key_dim, offset_range=offset_range, device=weight.device,
+                           dtype=weight.dtype)
     att = module.attention
     for layer in (att.query, att.key):
         layer.weight.zero_()

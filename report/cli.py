@@ -94,6 +94,113 @@ def cmd_bounds(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from numeric.train.experiment import ExperimentConfig
+
+    cfg = ExperimentConfig.quick() if args.quick else ExperimentConfig()
+    changes = {}
+    if args.seeds is not None:
+        changes["seeds"] = args.seeds
+    if args.sizes:
+        changes["sizes"] = tuple(args.sizes)
+    train = {k: v for k, v in (("steps", args.steps),
+                                ("checkpoint_every", getattr(args, "checkpoint_every", None)),
+                                ("dtype", getattr(args, "dtype", None))) if v is not None}
+    if train:
+        changes["train"] = replace(cfg.train, **train)
+    return replace(cfg, **changes) if changes else cfg
+
+
+def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from numeric.train.data import DataError, load_data
+    from numeric.train.experiment import run_experiment
+    from report.reproduce import write_results
+
+    device = _device(args.device)
+    try:
+        cfg = _experiment(args)
+        split = load_data(args.data)
+        runs = cfg.runs(split)
+        cfg.net_for(split)
+    except (DataError, ValueError) as err:
+        console.print(f"[red]vitconv reproduce: {err}[/]")
+        return 2
+    name = "reproduce" + ("-quick" if args.quick else "") + (
+        f"-{split.name}" if args.data else "") + ("" if device == "cpu" else "-gpu")
+    out_dir = args.out / name
+    console.print(f"{len(runs)} runs on {split.name} ({len(split.train_labels)} training, "
+                  f"{len(split.test_labels)} test images), {cfg.train.steps} steps each; "
+                  f"output: {out_dir} (finished runs are kept and skipped on a rerun)")
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("starting", total=len(runs) * cfg.train.steps)
+        offset = {"base": 0}
+
+        def on_run(spec, already):
+            offset["base"] = progress.tasks[0].completed + already
+            progress.update(task, description=spec.id, completed=offset["base"])
+
+        def on_step(spec, step):
+            progress.update(task, completed=offset["base"] + step)
+
+        try:
+            results = run_experiment(cfg, split, out_dir, on_run=on_run, on_step=on_step,
+                                     device=device)
+        except (ValueError, RuntimeError) as err:
+            console.print(f"[red]vitconv reproduce: {err}[/]")
+            return 1
+    paths = write_results(results, out_dir, split.name, cfg.train.steps, cfg.train.alpha,
+                          cfg.train.eval_every)
+    console.print(paths["markdown"].read_text(), markup=False, highlight=False)
+    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    import os
+
+    import torch.distributed as dist
+
+    from numeric.train.data import DataError, load_data
+    from numeric.train.loop import RunSpec, train_run
+
+    distributed, rank = int(os.environ.get("WORLD_SIZE", "1")) > 1, 0
+    device = _device(args.device)
+    if distributed:  # launched by torchrun: gloo on CPU, NCCL with one GPU per process
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        rank = dist.get_rank()
+        if device.startswith("cuda"):
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    try:
+        cfg = _experiment(args)
+        split = load_data(args.data)
+        spec = RunSpec(args.arm, args.size, args.seed, args.alpha)
+        result, _ = train_run(spec, split, cfg.net_for(split), cfg.train,
+                              args.out / "train", device=device)
+    except (DataError, ValueError) as err:
+        console.print(f"[red]vitconv train: {err}[/]")
+        return 2
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+    if rank == 0:
+        console.print(f"{spec.id}: test accuracy {result.accuracy:.4f} "
+                      f"({result.images_per_second:.0f} images/s)")
+    return 0
+
+
 def _padding(text: str) -> str | int:
     return int(text) if text.lstrip("-").isdigit() else text
 
@@ -134,6 +241,34 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'same', 'valid' or an int (default: same)")
     bounds.add_argument("--groups", type=int, default=1)
     bounds.set_defaults(func=cmd_bounds)
+    def experiment_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--quick", action="store_true",
+                       help="tiny sizes, 1 seed, 100 steps: a smoke test (about 2 minutes)")
+        p.add_argument("--data", type=Path, default=None,
+                       help="CIFAR-10/100 python-pickle folder or .npz file (default: the "
+                            "built-in 5,000-image MNIST subset)")
+        p.add_argument("--seeds", type=int, default=None, help="seeds per size (default 3)")
+        p.add_argument("--sizes", type=int, nargs="+", default=None,
+                       help="training-set sizes (default 250 500 1000 2000 4000)")
+        p.add_argument("--steps", type=int, default=None, help="steps per run (default 600)")
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+        p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+
+    reproduce = sub.add_parser("reproduce", help="the two-phase training experiment")
+    experiment_options(reproduce)
+    reproduce.set_defaults(func=cmd_reproduce)
+
+    train = sub.add_parser("train", help="one training run (works under torchrun for DDP)")
+    experiment_options(train)
+    train.add_argument("--arm", required=True,
+                       help="two_phase, phase2_random, phase1_only or vit")
+    train.add_argument("--size", type=int, required=True, help="training images")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--alpha", type=float, default=None, help="softmax gap at conversion")
+    train.add_argument("--checkpoint-every", type=int, default=None,
+                       help="steps between checkpoints (default: the experiment's)")
+    train.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    train.set_defaults(func=cmd_train)
     return parser
 
 

@@ -7,6 +7,7 @@ from proofs.theorems import (
     lower_bound,
     minimal_heads,
     necessity,
+    network_transfer,
     offset_lemma,
     pixel_vs_patch,
     softmax_gap,
@@ -24,6 +25,7 @@ THEOREMS = (
     approximation_floor.THEOREM,
     minimal_heads.THEOREM,
     necessity.THEOREM,
+    network_transfer.THEOREM,
 )
 
 __all__ = ["THEOREMS"]

