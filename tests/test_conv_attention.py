@@ -97,3 +97,13 @@ def test_module_is_trainable_and_keeps_plan():
     assert attn.attention.value.weight.grad is not None
     assert attn.head_plan == tuple((a, b) for a in (-1, 0, 1) for b in (-1, 0, 1))
     assert "heads=9" in repr(attn)
+
+
+@pytest.mark.slow
+@given(case=conv_cases(max_patch=6, max_channels_per_group=4), dtype=st.sampled_from(DTYPES),
+       weight_seed=st.integers(0, 2**16))
+@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
+def test_attention_equals_conv_long_sweep(case, dtype, weight_seed):
+    """The property over a wider space (patches up to 6, kernels up to 14): `make test-all`."""
+    r = compare_case(case, dtype=dtype, seed=weight_seed)
+    assert r.shape_ok and r.worst_ratio <= 1.0, r
