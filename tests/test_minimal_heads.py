@@ -8,7 +8,7 @@ import torch
 from numeric import as_attention
 from numeric.minimal import minimal_plan, positivity_certificate
 from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
-from proofs.theorems.lower_bound import _kernel
+from proofs.theorems.lower_bound import tap_kernel
 from proofs.theorems.minimal_heads import BLUR, minimal_cases
 from theory.minimal_heads import PositivityCertificate, verify
 
@@ -27,8 +27,8 @@ def test_minimal_construction_equals_conv(index):
 
 
 def test_one_sign_kernel_needs_one_head_mixed_signs_two():
-    blur = _kernel(3, BLUR)
-    signed = _kernel(3, [(s, t, v * (-1) ** s) for s, t, v in BLUR])
+    blur = tap_kernel(3, BLUR)
+    signed = tap_kernel(3, [(s, t, v * (-1) ** s) for s, t, v in BLUR])
     assert minimal_plan(blur, 1).heads == 1
     assert minimal_plan(signed, 1).heads == 2
     assert minimal_plan(signed, 1).certificate.kind == "farkas"
@@ -58,11 +58,11 @@ def test_certificates_verify_and_tampering_fails():
 
 
 def test_zero_kernel_and_sparse_kernel():
-    zero = _kernel(3, [])
+    zero = tap_kernel(3, [])
     assert minimal_plan(zero, 1).heads == 0
     x = torch.randn(1, 1, 4, 4, dtype=torch.float64)
     assert torch.equal(as_attention(zero, 1, heads="minimal")(x), zero(x))
-    centre = _kernel(3, [(1, 1, -3.0)])
+    centre = tap_kernel(3, [(1, 1, -3.0)])
     assert minimal_plan(centre, 2).heads == 1
 
 
@@ -73,4 +73,4 @@ def test_minimal_arguments():
     with pytest.raises(ValueError, match="heads='few' must be one of"):
         as_attention(conv, 1, heads="few")
     with pytest.raises(ValueError, match="needs 2 heads even in the minimal"):
-        as_attention(_kernel(3, [(0, 0, 1.0), (2, 2, -1.0)]), 1, heads="minimal", max_heads=1)
+        as_attention(tap_kernel(3, [(0, 0, 1.0), (2, 2, -1.0)]), 1, heads="minimal", max_heads=1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import nn
@@ -132,6 +133,7 @@ def _mixer_conv(cfg: NetConfig) -> nn.Conv2d:
     return nn.Conv2d(cfg.channels, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
 
 
+@cache
 def value_widths(cfg: NetConfig) -> tuple[int, ...]:
     """Phase-2 value width of each head: the generic rank of its block ``M_delta`` (the
     most any kernel of the shape needs), measured on a fixed random kernel."""

@@ -63,7 +63,9 @@ def _jacobian_rank(ctx: CheckContext) -> Evidence:
                            f"exceeds it by a factor >= {margin:.1e} (rank exactly H)")
 
 
-def _kernel(shape: int, taps: list[tuple[int, int, float]], dilation: int = 1) -> nn.Conv2d:
+def tap_kernel(shape: int, taps: list[tuple[int, int, float]], dilation: int = 1
+               ) -> nn.Conv2d:
+    """A bias-free single-channel float64 ``shape x shape`` conv with only the given taps."""
     conv = nn.Conv2d(1, 1, shape, padding=dilation * (shape // 2), dilation=dilation,
                      bias=False).double()
     with torch.no_grad():
@@ -77,15 +79,15 @@ def specific_kernels() -> list[tuple[str, nn.Conv2d, int]]:
     """Kernels whose ``rho`` drops below the generic value (zero taps, dilation)."""
     full = [(s, t, 1.0 + s + 3 * t) for s in range(3) for t in range(3)]
     return [
-        ("generic 3x3 (reference)", _kernel(3, [(s, t, v * (-1) ** s) for s, t, v in full]), 2),
-        ("centre tap only", _kernel(3, [(1, 1, 2.0)]), 2),
-        ("cross (plus) shape", _kernel(3, [(1, 0, 1.0), (0, 1, -2.0), (1, 1, 3.0),
+        ("generic 3x3 (reference)", tap_kernel(3, [(s, t, v * (-1) ** s) for s, t, v in full]), 2),
+        ("centre tap only", tap_kernel(3, [(1, 1, 2.0)]), 2),
+        ("cross (plus) shape", tap_kernel(3, [(1, 0, 1.0), (0, 1, -2.0), (1, 1, 3.0),
                                            (2, 1, 5.0), (1, 2, -7.0)]), 2),
-        ("corners zero", _kernel(3, [(s, t, v) for s, t, v in full if (s - 1) * (t - 1) == 0]),
+        ("corners zero", tap_kernel(3, [(s, t, v) for s, t, v in full if (s - 1) * (t - 1) == 0]),
          2),
-        ("middle row only (a 1x3 kernel)", _kernel(3, [(1, 0, 2.0), (1, 1, -1.0), (1, 2, 4.0)]),
+        ("middle row only (a 1x3 kernel)", tap_kernel(3, [(1, 0, 2.0), (1, 1, -1.0), (1, 2, 4.0)]),
          2),
-        ("3x3 dilated by 2", _kernel(3, full, dilation=2), 2),
+        ("3x3 dilated by 2", tap_kernel(3, full, dilation=2), 2),
     ]
 
 

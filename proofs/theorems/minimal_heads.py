@@ -11,7 +11,7 @@ from numeric.minimal import minimal_plan, positivity_certificate
 from numeric.rank import exact_weights
 from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from proofs.theorems.lower_bound import _kernel
+from proofs.theorems.lower_bound import tap_kernel
 from theory.bounds import span_rows
 from theory.minimal_heads import nonzero_rows, verify
 
@@ -27,10 +27,10 @@ def minimal_cases(seed: int) -> list[tuple[str, nn.Conv2d, int, tuple[int, int]]
         ("random 7x7, 1 channel, 2x2 patches (r > P)", nn.Conv2d(1, 1, 7, padding=3), 2, (4, 4)),
         ("random 7x7, 2 -> 3 channels, 2x2 patches", nn.Conv2d(2, 3, 7, padding=3), 2, (4, 4)),
         ("random 5x5, 2 -> 2 channels, pixel tokens", nn.Conv2d(2, 2, 5, padding=2), 1, (6, 6)),
-        ("blur 3x3 (one sign), pixel tokens", _kernel(3, BLUR), 1, (5, 5)),
-        ("signed 3x3, pixel tokens", _kernel(3, signed), 1, (5, 5)),
-        ("blur 3x3 dilated by 2, 2x2 patches", _kernel(3, BLUR, dilation=2), 2, (3, 3)),
-        ("signed 3x3 dilated by 2, 2x2 patches", _kernel(3, signed, dilation=2), 2, (3, 3)),
+        ("blur 3x3 (one sign), pixel tokens", tap_kernel(3, BLUR), 1, (5, 5)),
+        ("signed 3x3, pixel tokens", tap_kernel(3, signed), 1, (5, 5)),
+        ("blur 3x3 dilated by 2, 2x2 patches", tap_kernel(3, BLUR, dilation=2), 2, (3, 3)),
+        ("signed 3x3 dilated by 2, 2x2 patches", tap_kernel(3, signed, dilation=2), 2, (3, 3)),
     ]
 
 
