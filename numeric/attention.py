@@ -1,10 +1,10 @@
-"""Multi-head self-attention of the standard form with a relative-position bias (DESIGN 2).
+"""Multi-head self-attention of the standard form with a relative-position bias (docs/theory.md §2).
 
     y_q  = sum_h sum_k A^h_qk (x_k W_V^h + b_V^h) W_O^h + b_O
     A^h  = softmax_k( (x_q W_Q^h + b_Q^h)(x_k W_K^h + b_K^h)^T / sqrt(d_k) + B^h[k - q] )
 
 Positions enter the scores only, through the table ``B^h`` (the T5 / Swin form), never the
-values; the lower bounds of DESIGN 3.3 rely on that. Heads may have different value widths
+values; the lower bounds of docs/theory.md §3.3 rely on that. Heads may have different value widths
 (the construction gives head ``h`` the rank of its ``M_delta``). The module is an ordinary
 trainable layer: the construction (``numeric.conv_attention``) only sets its weights.
 """
@@ -135,11 +135,12 @@ class RelativeMultiheadAttention(nn.Module):
     def select_offsets(
         self, offsets: Sequence[tuple[int, int]], alpha: float | None = None
     ) -> None:
-        """Make head ``h`` attend to relative offset ``offsets[h]`` (DESIGN 2, hard attention).
+        """Make head ``h`` attend to relative offset ``offsets[h]`` (hard attention,
+        docs/theory.md §2).
 
         ``alpha=None``: every other offset is masked (``-inf``), so ``A^h`` is exactly 1 on
         the target key. A finite ``alpha > 0``: no mask, the target scores 0 and every other
-        key ``-alpha`` (the softmax-gap version of DESIGN 3.4); queries and keys are left
+        key ``-alpha`` (the softmax-gap version of docs/theory.md §3.4); queries and keys are left
         as they are, so content-free scores need ``W_Q = W_K = 0`` set separately.
         """
         if len(offsets) != self.num_heads:

@@ -1,8 +1,9 @@
 """The block matrices ``M_delta`` of a real kernel, and their split into value/output weights.
 
 ``theory.construction.block_taps`` says which tap sits where; this module fills in the
-weights (DESIGN 3.2). Each head ``h`` needs ``W_V^h W_O^h = M_{delta_h}``, which takes a
-value width of at least ``rank(M_{delta_h})``; :func:`factorize` achieves exactly that.
+weights (docs/theory.md §3.2). Each head ``h`` needs ``W_V^h W_O^h = M_{delta_h}``, which takes a
+value width of at least ``rank(M_{delta_h})``; :func:`factorize` splits each block exactly
+with the width its nonzero pattern allows (equal to the rank for generic kernels).
 """
 
 from __future__ import annotations
@@ -48,61 +49,44 @@ def block_matrices(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, 
     return blocks
 
 
-def numerical_rank(M: torch.Tensor) -> int:
-    """Singular values above ``max(shape) * eps * sigma_max`` (0 for a zero matrix)."""
-    if not M.numel():
-        return 0
-    S = torch.linalg.svdvals(M)
-    return int((S > max(M.shape) * torch.finfo(M.dtype).eps * S[0]).sum())
-
-
 @dataclass(frozen=True)
 class Factorization:
-    """``value @ output == M`` up to ``residual`` (max abs entry of the difference)."""
+    """``value @ output == M`` exactly, with inner width ``width``.
 
-    value: torch.Tensor   # (d_in, r)
-    output: torch.Tensor  # (r, d_out)
-    rank: int
-    residual: float
+    One factor is a 0/1 selection matrix and the other holds entries of ``M`` itself, so
+    every entry of the product is one entry of ``M`` times 1: the identity holds exactly
+    in rationals and in every floating-point format, and the layer's rounding can be
+    bounded from the kernel alone (``numeric.tolerances``).
+    """
 
+    value: torch.Tensor   # (d_in, width)
+    output: torch.Tensor  # (width, d_out)
 
-def pivot_rows(M: torch.Tensor, rank: int) -> list[int]:
-    """``rank`` rows of ``M`` spanning its row space, chosen greedily by largest residual
-    norm (Gram-Schmidt with pivoting). Near-ties (within a relative 1e-9) go to the lowest
-    index, so rounding differences between machines or thread counts cannot change the
-    choice."""
-    residual = M.clone()
-    chosen: list[int] = []
-    for _ in range(rank):
-        norms = residual.norm(dim=1)
-        norms[chosen] = -1.0
-        best = int(torch.nonzero(norms >= (1 - 1e-9) * norms.max())[0])
-        chosen.append(best)
-        q = residual[best] / residual[best].norm()
-        residual = residual - residual @ q[:, None] * q[None, :]
-    return chosen
+    @property
+    def width(self) -> int:
+        return self.value.shape[1]
 
 
 def factorize(M: torch.Tensor) -> Factorization:
-    """Split ``M`` into ``value @ output`` with inner width ``rank(M)``, deterministically.
+    """Split ``M`` exactly into ``value @ output`` of inner width
+    ``min(#nonzero rows, #nonzero columns)`` (docs/theory.md §3.2).
 
-    The rank keeps singular values above ``max(shape) * eps * sigma_max`` (the usual
-    numerical rank). Full-rank matrices are split exactly with an identity factor;
-    rank-deficient ones keep ``rank`` pivot rows of ``M`` as the output factor (actual
-    kernel weights) and solve for the value factor. Unlike an SVD, whose singular vectors
-    are fixed only up to signs and rotations, this gives the same factors on every machine
-    and thread count (up to rounding), which reproducible training after conversion needs.
-    Returns float64 factors; the caller casts them to the layer's dtype.
+    With ``r`` nonzero columns (no more than the nonzero rows), ``value`` is those columns
+    of ``M`` and ``output`` selects them back; otherwise ``value`` selects the nonzero rows
+    and ``output`` is those rows. The width is at least ``rank(M)`` (the least any
+    factorisation needs) and equals it for the blocks of a generic kernel, whose nonzero
+    pattern is what limits the rank. The work is linear in the size of ``M`` (no SVD), the
+    result is the same on every machine and thread count, and it keeps ``M``'s dtype and
+    device.
     """
-    M = M.to(torch.float64)
+    nonzero = M != 0
+    rows = nonzero.any(1).nonzero().flatten()
+    cols = nonzero.any(0).nonzero().flatten()
     d_in, d_out = M.shape
-    rank = numerical_rank(M)
-    if rank == d_in:
-        value, output = torch.eye(d_in, dtype=M.dtype, device=M.device), M
-    elif rank == d_out:
-        value, output = M, torch.eye(d_out, dtype=M.dtype, device=M.device)
+    if len(cols) <= len(rows):
+        value = M[:, cols]                                                   # (d_in, r)
+        output = torch.eye(d_out, dtype=M.dtype, device=M.device)[cols]      # (r, d_out)
     else:
-        output = M[pivot_rows(M, rank)]                                   # (r, d_out)
-        value = torch.linalg.lstsq(output.T, M.T).solution.T              # (d_in, r)
-    residual = float((value @ output - M).abs().max()) if M.numel() else 0.0
-    return Factorization(value, output, rank, residual)
+        value = torch.eye(d_in, dtype=M.dtype, device=M.device)[:, rows]     # (d_in, r)
+        output = M[rows]                                                     # (r, d_out)
+    return Factorization(value, output)

@@ -10,11 +10,12 @@ reference, each against the sum of the two sides' rounding-error bounds
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import nn
 
-from numeric.conv_attention import as_attention
+from numeric.conv_attention import ConvAttention, as_attention
 from numeric.reference import conv2d_reference
 from numeric.tolerances import (
     attention_error_bound,
@@ -23,6 +24,7 @@ from numeric.tolerances import (
     reference_bound,
 )
 from theory.cases import ConvCase
+from theory.construction import symbolic_blocks
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def compare_case(case: ConvCase, *, dtype: torch.dtype = torch.float64, batch: i
     if not shape_ok:
         return Comparison(case, str(dtype), str(device), attn.num_heads, attn.total_value_dim,
                           float("inf"), float("inf"), float("inf"), False)
-    b_att = attention_error_bound(attn, x)
+    b_att = attention_error_bound(attn, conv, x)
     b_conv = conv_error_bound(conv, x, dtype)
     b_ref = reference_bound(conv, x)
     worst = max(comparison_ratio(y_att, y_conv, b_att + b_conv),
@@ -94,3 +96,67 @@ class strict_float32:  # noqa: N801 - used as a context manager, like torch.no_g
 
     def __exit__(self, *exc: object) -> None:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._saved
+
+
+def _rational_matrix(t: torch.Tensor):
+    """A float tensor as a sympy ``DomainMatrix`` over QQ, entry by entry exactly."""
+    from sympy import QQ
+    from sympy.polys.matrices import DomainMatrix
+
+    rows = [[QQ(*Fraction(v).as_integer_ratio()) for v in row]
+            for row in t.detach().to(torch.float64).cpu().tolist()]
+    return DomainMatrix(rows, tuple(t.shape), QQ)
+
+
+def exact_construction_mismatch(conv: nn.Conv2d, attn: ConvAttention) -> str | None:
+    """Check, exactly in rationals, that ``attn`` holds the weights the construction
+    theorem prescribes for ``conv`` (docs/theory.md §3.2); ``None`` if it does, else what
+    differs.
+
+    Reads the layer's own parameters and compares them with the blocks that
+    ``theory.construction.symbolic_blocks`` builds from the kernel's exact values: per head
+    ``h`` of offset ``delta_h``, ``W_V^h W_O^h == M_{delta_h}`` and a mask that keeps
+    exactly ``delta_h`` with bias 0 there; ``W_Q``, ``W_K`` and their biases zero; ``b_V``
+    zero and ``b_O == beta``; and the plan equal to the offsets the kernel reaches.
+    """
+    from sympy import QQ
+    from sympy.polys.matrices import DomainMatrix
+
+    geom = attn.geometry
+    if attn.head_plan != geom.head_plan():
+        return f"head plan {attn.head_plan} is not the offsets reached {geom.head_plan()}"
+    att = attn.attention
+    for name, p in (("W_Q", att.query.weight), ("b_Q", att.query.bias),
+                    ("W_K", att.key.weight), ("b_K", att.key.bias), ("b_V", att.value.bias)):
+        if bool((p != 0).any()):
+            return f"{name} is not zero"
+    weights = {k: Fraction(v) for k, v in zip(*_kernel_items(conv), strict=True)}
+    blocks = symbolic_blocks(geom, weights)
+    values = att.value.weight.T.split(att.value_dims, dim=1)       # (d_in, d_v^h) each
+    outputs = att.output.weight.T.split(att.value_dims, dim=0)     # (d_v^h, d_out) each
+    (lo_h, _), (lo_w, _) = att.offset_range
+    for h, delta in enumerate(geom.head_plan()):
+        M = blocks[delta]
+        target = DomainMatrix([[QQ(int(v.p), int(v.q)) for v in M.row(i)]
+                               for i in range(M.rows)], (M.rows, M.cols), QQ)
+        if _rational_matrix(values[h]).matmul(_rational_matrix(outputs[h])) != target:
+            return f"head {h}: W_V W_O != M_{delta}"
+        allowed = att.rel_mask[h].nonzero().tolist()
+        if allowed != [[delta[0] - lo_h, delta[1] - lo_w]]:
+            return f"head {h}: the mask keeps {allowed}, not offset {delta} alone"
+        if float(att.rel_bias.detach()[h, delta[0] - lo_h, delta[1] - lo_w]) != 0.0:
+            return f"head {h}: nonzero bias at its target offset"
+    pixels = geom.rows.out_patch * geom.cols.out_patch
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+    beta = bias.detach().to(torch.float64).cpu().repeat(pixels)
+    if not torch.equal(att.output.bias.detach().to(torch.float64).cpu(), beta):
+        return "b_O is not beta (the bias tiled over the output pixels of a patch)"
+    return None
+
+
+def _kernel_items(conv: nn.Conv2d) -> tuple[list[tuple[int, int, int, int]], list[float]]:
+    """The kernel's keys ``(o, c_local, s, t)`` and float values, in one order."""
+    w = conv.weight.detach().to(torch.float64).cpu()
+    keys = [(o, c, s, t) for o in range(w.shape[0]) for c in range(w.shape[1])
+            for s in range(w.shape[2]) for t in range(w.shape[3])]
+    return keys, [float(w[k]) for k in keys]

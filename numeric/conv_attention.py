@@ -1,4 +1,4 @@
-"""Any ``nn.Conv2d`` as multi-head self-attention on patch tokens (DESIGN 3.2).
+"""Any ``nn.Conv2d`` as multi-head self-attention on patch tokens (docs/theory.md §3.2).
 
 The construction theorem: with content-free scores (``W_Q = W_K = 0``), a relative-bias
 table that points head ``h`` at patch offset ``delta_h`` of the head plan, value/output
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -21,6 +22,31 @@ from numeric.attention import RelativeMultiheadAttention
 from numeric.blocks import Factorization, block_matrices, factorize
 from numeric.patches import frame_image, patchify, unpatchify
 from theory.geometry import PADDING_MODES, ConvGeometry
+
+
+@dataclass(frozen=True)
+class ConstructionRecord:
+    """What the construction decided for one layer, frozen on the module as ``.construction``.
+
+    ``numeric.tolerances`` bounds a layer's rounding error from this record, the kernel and
+    the input alone; nothing measured on the layer enters the bound.
+
+    Fields: ``heads`` (``"plan"``: one head per offset; ``"minimal"``: ``rho`` or ``rho + 1``
+    heads mixing offsets), ``geometry`` and ``padding_mode`` (the convolution on its patch
+    grid), ``head_plan`` (the offset each head attends to, ``None`` when heads mix offsets),
+    ``alpha`` (``None``: hard masks; else the finite score gap), ``value_dims`` (value width
+    per head), ``support`` (the most offsets one head attends to) and ``log_range`` (the
+    largest ``|log p|`` of the attention probabilities; 0 for hard heads).
+    """
+
+    heads: str
+    geometry: ConvGeometry
+    padding_mode: str
+    head_plan: tuple[tuple[int, int], ...] | None
+    alpha: float | None
+    value_dims: tuple[int, ...]
+    support: int = 1
+    log_range: float = 0.0
 
 
 def plan_offset_range(plan: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -39,12 +65,15 @@ class ConvAttention(nn.Module):
         key_dim: query/key width per head.
         offset_range: the relative-bias table's range (default: the plan's offsets plus a
             border; give the whole grid for a freely trainable layer).
+        construction: the :class:`ConstructionRecord` when the weights come from the
+            construction (``as_attention`` passes it).
 
     ``forward(x)`` maps ``(B, C_in, H, W)`` (``H``, ``W`` multiples of the patch size) to
     the convolution's output shape ``(B, C_out, H_out, W_out)``. Attributes: ``num_heads``,
     ``offsets`` (the patch offsets the kernel reaches, ``geometry.head_plan()``),
-    ``head_plan`` (the offset each head attends to, or ``None`` when heads mix offsets, as
-    in the minimal construction), ``value_dims``, ``total_value_dim``, ``alpha``.
+    ``construction`` (the frozen :class:`ConstructionRecord`, or ``None``), ``head_plan``
+    (the offset each head attends to, or ``None`` when heads mix offsets, as in the minimal
+    construction), ``value_dims``, ``total_value_dim``, ``alpha``.
     """
 
     def __init__(
@@ -57,6 +86,7 @@ class ConvAttention(nn.Module):
         offset_range: tuple[tuple[int, int], tuple[int, int]] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        construction: ConstructionRecord | None = None,
     ) -> None:
         super().__init__()
         if padding_mode not in PADDING_MODES:
@@ -64,15 +94,9 @@ class ConvAttention(nn.Module):
         self.geometry = geometry
         self.padding_mode = padding_mode
         self.offsets = geometry.head_plan()
-        self.head_plan: tuple[tuple[int, int], ...] | None = None  # set by the construction
-        self.alpha: float | None = None
+        # What the construction decided (None for a layer not built from a convolution).
+        self.construction = construction
         self.check_input = True  # refuse NaN/inf input with a clear error
-        # Set by the construction, used by numeric.tolerances: the most offsets one head
-        # attends to, and a bound on |sum_h a_h(delta) W_V^h W_O^h - M_delta| per unit of
-        # a key token's l1 norm (float64 factorisation residuals).
-        self.support = 1
-        self.log_range = 0.0  # max |log p| of the attention probabilities (0 for hard heads)
-        self.residual_per_l1 = 0.0
         self.attention = RelativeMultiheadAttention(
             geometry.token_dim_in, geometry.token_dim_out, value_dims, key_dim,
             offset_range or plan_offset_range(self.offsets), device=device, dtype=dtype)
@@ -92,6 +116,16 @@ class ConvAttention(nn.Module):
     @property
     def total_value_dim(self) -> int:
         return sum(self.value_dims)
+
+    @property
+    def head_plan(self) -> tuple[tuple[int, int], ...] | None:
+        """The offset each head attends to (``None``: heads mix offsets, or no construction)."""
+        return self.construction.head_plan if self.construction else None
+
+    @property
+    def alpha(self) -> float | None:
+        """The construction's finite score gap (``None``: hard masks, or no construction)."""
+        return self.construction.alpha if self.construction else None
 
     def extra_repr(self) -> str:
         g = self.geometry
@@ -156,7 +190,7 @@ def as_attention(
     value_dims: int | Sequence[int] | None = None,
     offset_range: tuple[tuple[int, int], tuple[int, int]] | None = None,
 ) -> ConvAttention:
-    """The construction theorem (DESIGN 3.2): an attention layer equal to ``conv``.
+    """The construction theorem (docs/theory.md §3.2): an attention layer equal to ``conv``.
 
     Args:
         conv: any plain ``nn.Conv2d`` (any channels, groups, kernel, dilation, bias,
@@ -165,12 +199,13 @@ def as_attention(
         max_heads: refuse plans with more heads than this.
         alpha: ``None`` for hard attention (masked scores, exact); a finite score gap
             ``alpha > 0`` for the softmax-gap version, off by at most
-            ``(n-1) e^{-alpha}`` times the spread of the values (DESIGN 3.4; sensible:
+            ``(n-1) e^{-alpha}`` times the spread of the values (docs/theory.md §3.4; sensible:
             ``alpha`` of 20-40 in float32).
         key_dim: query/key width per head (queries and keys are zero: content-free).
         heads: ``"plan"`` (the theorem's construction: one head per offset the kernel
             reaches) or ``"minimal"`` (``rho`` or ``rho + 1`` heads for this very kernel,
-            each attending to a probability mix of offsets; DESIGN 3.4, ``numeric.minimal``).
+            each attending to a probability mix of offsets; docs/theory.md §3.4,
+            ``numeric.minimal``).
         value_dims: value widths to use instead of the minimal ``rank(M_delta)``: one int
             for every head, or one per head (factors are zero-padded; a trainable layer of
             a fixed shape, whatever the kernel's ranks).
@@ -202,7 +237,7 @@ def as_attention(
             f"this convolution needs {geometry.num_heads} heads on patches of {patch_size} "
             f"(offsets {geometry.rows.offsets()} x {geometry.cols.offsets()}), "
             f"but max_heads={max_heads}")
-    blocks = block_matrices(conv.weight.detach().to(torch.float64), geometry)
+    blocks = block_matrices(conv.weight.detach(), geometry)
     factors = [factorize(blocks[delta]) for delta in geometry.head_plan()]
     if value_dims is not None:
         widths = ([value_dims] * len(factors) if isinstance(value_dims, int)
@@ -210,14 +245,10 @@ def as_attention(
         if len(widths) != len(factors):
             raise ValueError(f"value_dims has {len(widths)} entries for {len(factors)} heads")
         factors = [pad_factor(f, w) for f, w in zip(factors, widths, strict=True)]
-    module, att = _content_free_module(conv, geometry, factors, key_dim, offset_range)
-    for layer in (att.query, att.key):
-        layer.weight.zero_()
-        layer.bias.zero_()
-    att.select_offsets(module.offsets, alpha)
-    module.head_plan = module.offsets
-    module.alpha = alpha
-    module.residual_per_l1 = module.num_heads * max(f.residual for f in factors)
+    record = ConstructionRecord("plan", geometry, conv.padding_mode, geometry.head_plan(),
+                                alpha, tuple(f.width for f in factors))
+    module = _content_free_module(conv, record, factors, key_dim, offset_range)
+    module.attention.select_offsets(record.head_plan, alpha)
     return module
 
 
@@ -225,25 +256,27 @@ def pad_factor(f: Factorization, width: int) -> Factorization:
     """The same product ``value @ output`` with inner width ``width`` (zero columns/rows).
 
     Raises:
-        ValueError: if ``width`` is below the factor's rank.
+        ValueError: if ``width`` is below the factor's width.
     """
-    if width < f.rank:
-        raise ValueError(f"value width {width} is below rank {f.rank} of a block M_delta")
-    extra = width - f.rank
+    if width < f.width:
+        raise ValueError(f"value width {width} is below the width {f.width} that a block "
+                         "M_delta needs (its nonzero rows or columns, whichever are fewer)")
+    extra = width - f.width
     value = torch.cat([f.value, f.value.new_zeros(f.value.shape[0], extra)], dim=1)
     output = torch.cat([f.output, f.output.new_zeros(extra, f.output.shape[1])], dim=0)
-    return Factorization(value, output, width, f.residual)
+    return Factorization(value, output)
 
 
-def _content_free_module(conv: nn.Conv2d, geometry: ConvGeometry, factors: list,
-                         key_dim: int, offset_range=None
-                         ) -> tuple[ConvAttention, RelativeMultiheadAttention]:
+def _content_free_module(conv: nn.Conv2d, record: ConstructionRecord,
+                         factors: list[Factorization], key_dim: int,
+                         offset_range=None) -> ConvAttention:
     """A :class:`ConvAttention` with zero queries/keys, ``W_V^h W_O^h`` from ``factors``
     and ``b_O = beta``; the caller sets where each head attends."""
     weight = conv.weight
-    module = ConvAttention(geometry, conv.padding_mode, [f.rank for f in factors],
-                           key_dim=key_dim, offset_range=offset_range, device=weight.device,
-                           dtype=weight.dtype)
+    geometry = record.geometry
+    module = ConvAttention(geometry, conv.padding_mode, record.value_dims, key_dim=key_dim,
+                           offset_range=offset_range, device=weight.device,
+                           dtype=weight.dtype, construction=record)
     att = module.attention
     for layer in (att.query, att.key):
         layer.weight.zero_()
@@ -254,7 +287,7 @@ def _content_free_module(conv: nn.Conv2d, geometry: ConvGeometry, factors: list,
     pixels = geometry.rows.out_patch * geometry.cols.out_patch
     bias = conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels)
     att.output.bias.copy_(bias.detach().repeat(pixels))  # beta, in (u, v, o) order
-    return module, att
+    return module
 
 
 def _minimal_attention(conv: nn.Conv2d, geometry: ConvGeometry, max_heads: int | None,
@@ -265,12 +298,14 @@ def _minimal_attention(conv: nn.Conv2d, geometry: ConvGeometry, max_heads: int |
     if max_heads is not None and max(plan.heads, 1) > max_heads:
         raise ValueError(f"this kernel needs {plan.heads} heads even in the minimal "
                          f"construction (rho = {plan.rank}), but max_heads={max_heads}")
-    factors = [factorize(W) for W in plan.matrices]
-    module, att = _content_free_module(conv, geometry, factors, key_dim)
-    att.set_distributions(plan.offsets, plan.distributions.to(att.rel_bias.dtype))
-    module.support = int((plan.distributions > 0).sum(1).max())
+    matrices = plan.matrices.to(dtype=conv.weight.dtype, device=conv.weight.device)
+    factors = [factorize(W) for W in matrices]
     positive = plan.distributions[plan.distributions > 0]
-    module.log_range = float(-positive.log().min()) if positive.numel() else 0.0
-    module.residual_per_l1 = (len(plan.offsets) * plan.residual
-                              + module.num_heads * max((f.residual for f in factors), default=0))
+    record = ConstructionRecord(
+        "minimal", geometry, conv.padding_mode, None, None, tuple(f.width for f in factors),
+        support=int((plan.distributions > 0).sum(1).max()),
+        log_range=float(-positive.log().min()) if positive.numel() else 0.0)
+    module = _content_free_module(conv, record, factors, key_dim)
+    module.attention.set_distributions(plan.offsets,
+                                       plan.distributions.to(module.attention.rel_bias.dtype))
     return module

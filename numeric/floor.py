@@ -1,4 +1,4 @@
-"""The approximation floor (DESIGN 3.4): how close ``H < rho`` heads can get.
+"""The approximation floor (docs/theory.md §3.4): how close ``H < rho`` heads can get.
 
 For iid standard Gaussian tokens, an interior output of a linear map with blocks ``N_delta``
 has expected squared error ``sum_delta ||M_delta - N_delta||_F^2`` against the convolution,
@@ -129,7 +129,7 @@ def _train_once(conv: nn.Conv2d, patch_size: int, heads: int, steps: int, grid: 
 
 
 def train_imitator(conv: nn.Conv2d, patch_size: int, heads: int, *, steps: int = 600,
-                   grid: int = 5, batch: int = 32, scale: float = 1e-2, lr: float = 3e-2,
+                   grid: int = 3, batch: int = 32, scale: float = 1e-2, lr: float = 3e-2,
                    seed: int = 0, restarts: int = 1) -> Imitation:
     """Train MHSAs with ``heads`` heads (all parameters, content-dependent scores, a bias
     table over the whole grid) to imitate ``conv`` on inputs of standard deviation

@@ -1,4 +1,4 @@
-"""The finite softmax gap (DESIGN 3.4) measured against its bound.
+"""The finite softmax gap (docs/theory.md §3.4) measured against its bound.
 
 Per head (``theory.softmax_gap``): a head whose target key leads every other of ``n`` keys
 by ``alpha`` is off by at most ``(1 - w) max_k |v_k - v_t|`` with
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from numeric.blocks import block_matrices
 from numeric.conv_attention import as_attention
-from numeric.jacobian import head_products
 from numeric.patches import frame_image, patchify, unpatchify
 from numeric.tolerances import attention_error_bound, conv_error_bound, gamma
 from theory.softmax_gap import off_target_mass
@@ -59,7 +59,8 @@ def adversarial_values(n: int, d: int, spread: float, generator: torch.Generator
 @torch.no_grad()
 def conv_gap(conv: nn.Conv2d, patch_size: int, alpha: float, x: torch.Tensor) -> GapCheck:
     """``as_attention(conv, alpha=alpha)`` against ``conv`` on ``x`` (float64), each output
-    held against ``sum_h (1 - w) max_k |(x_k - x_{t_h}) W_V^h W_O^h|`` plus rounding."""
+    held against ``sum_h (1 - w) max_k |(x_k - x_{t_h}) M_{delta_h}|`` plus rounding; the
+    blocks come from the kernel, not from the layer under test."""
     attn = as_attention(conv, patch_size, alpha=alpha)
     framed, rows, cols = frame_image(x, attn.geometry, attn.padding_mode)
     tokens = patchify(framed, patch_size)                                  # (B, Gh, Gw, d_in)
@@ -68,8 +69,9 @@ def conv_gap(conv: nn.Conv2d, patch_size: int, alpha: float, x: torch.Tensor) ->
     off = off_target_mass(n, alpha)
     bound = torch.zeros(B, rows.query_tokens, cols.query_tokens, attn.geometry.token_dim_out,
                         dtype=torch.float64)
-    for (da, db), W in zip(attn.head_plan, head_products(attn.attention), strict=True):
-        V = tokens @ W                                                     # (B, Gh, Gw, d_out)
+    blocks = block_matrices(conv.weight.detach().to(x.dtype), attn.geometry)
+    for da, db in attn.head_plan:
+        V = tokens @ blocks[(da, db)]                                       # (B, Gh, Gw, d_out)
         qa = torch.arange(rows.query_tokens) + rows.frame_lo + da
         qb = torch.arange(cols.query_tokens) + cols.frame_lo + db
         target = V[:, qa][:, :, qb]                                        # (B, Gq_h, Gq_w, d_out)
@@ -77,7 +79,7 @@ def conv_gap(conv: nn.Conv2d, patch_size: int, alpha: float, x: torch.Tensor) ->
         bound += off * spread
     image_bound = unpatchify(bound, (attn.geometry.rows.out_patch, attn.geometry.cols.out_patch),
                              attn.geometry.out_channels)[..., :rows.out_length, :cols.out_length]
-    rounding = attention_error_bound(attn, x) + conv_error_bound(conv, x, x.dtype)
+    rounding = attention_error_bound(attn, conv, x) + conv_error_bound(conv, x, x.dtype)
     err = (attn(x) - conv(x)).abs()
     total = image_bound + rounding
     return GapCheck(alpha, float(err.max()), float((err / total).max()), float(total.max()))

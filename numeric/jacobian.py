@@ -1,4 +1,4 @@
-"""The Jacobian lemma (DESIGN 3.3) on the real attention module, through autograd.
+"""The Jacobian lemma (docs/theory.md §3.3) on the real attention module, through autograd.
 
 For a query token ``q`` of :class:`~numeric.attention.RelativeMultiheadAttention`,
 :func:`autograd_jacobian` differentiates the module's own forward at ``X = 0`` and

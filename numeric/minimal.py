@@ -1,16 +1,17 @@
-"""Per-kernel minimal heads (DESIGN 3.4): a content-free MHSA with ``rho`` or ``rho + 1``
+"""Per-kernel minimal heads (docs/theory.md §3.4): a content-free MHSA with ``rho`` or ``rho + 1``
 heads that equals a given convolution.
 
 Pipeline: ``M_delta`` (``numeric.blocks``) -> the matrix ``Mat`` with rows
 ``vec(M_delta)`` -> does its column space hold a strictly positive vector (a linear
 program, then an exact certificate from ``theory.minimal_heads``)? -> a basis of
-probability vectors ``A`` (``#offsets x H``) with ``Mat = A W`` -> head ``h`` attends with
-probabilities ``A[:, h]`` over the plan's offsets (``log`` of them in the bias table, masked
-elsewhere), values/outputs ``W_V^h W_O^h = W^h``.
+probability vectors ``A`` (``#offsets x H``) with ``Mat = A W`` exactly in rationals ->
+head ``h`` attends with probabilities ``A[:, h]`` over the plan's offsets (``log`` of them in
+the bias table, masked elsewhere), values/outputs ``W_V^h W_O^h = W^h``.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -25,7 +26,9 @@ from numeric.rank import exact_weights
 from theory.bounds import span_rows
 from theory.exact_rank import exact_rank
 from theory.minimal_heads import (
+    Decomposition,
     PositivityCertificate,
+    decompose,
     farkas_from_support,
     minimum_heads,
     nonzero_rows,
@@ -36,14 +39,17 @@ from theory.minimal_heads import (
 @dataclass(frozen=True)
 class MinimalPlan:
     """``heads`` probability vectors over ``offsets`` and one ``(d_in, d_out)`` matrix each,
-    with ``sum_h distributions[h, delta] * matrices[h] == M_delta`` up to ``residual``."""
+    with ``sum_h distributions[h, delta] * matrices[h] == M_delta``: exactly in rationals
+    (``decomposition``, checked by ``theory.minimal_heads.verify_decomposition``), and up
+    to the rounding of its entries to float64 in ``distributions`` and ``matrices``."""
 
     offsets: tuple[tuple[int, int], ...]
+    active: tuple[int, ...]      # plan indices of the offsets with M_delta != 0
     rank: int
     certificate: PositivityCertificate
+    decomposition: Decomposition | None  # None for a zero kernel
     distributions: torch.Tensor  # (heads, #offsets), float64, columns of A
     matrices: torch.Tensor       # (heads, d_in, d_out), float64
-    residual: float
 
     @property
     def heads(self) -> int:
@@ -108,44 +114,54 @@ def positivity_certificate(conv: nn.Conv2d, patch_size: int
     return rank, active, cert
 
 
+def block_rows(conv: nn.Conv2d, patch_size: int, active: list[int]) -> list[list[Fraction]]:
+    """The rows ``vec(M_delta)`` of the given plan offsets, as exact rationals."""
+    geom = conv_geometry(conv, patch_size)
+    blocks = block_matrices(conv.weight.detach().to(torch.float64).cpu(), geom)
+    offsets = geom.head_plan()
+    return [[Fraction(v) for v in blocks[offsets[i]].reshape(-1).tolist()] for i in active]
+
+
+_PLANS: OrderedDict[tuple, MinimalPlan] = OrderedDict()  # recent plans by kernel content
+_PLANS_KEPT = 16
+
+
 def minimal_plan(conv: nn.Conv2d, patch_size: int) -> MinimalPlan:
     """The ``rho`` / ``rho + 1`` head decomposition of ``conv`` on patches of ``patch_size``.
 
     A zero kernel needs no head; the plan then keeps one head of zero weight so that the
-    module stays a valid attention layer (its output is the bias).
+    module stays a valid attention layer (its output is the bias). The plan is a pure
+    function of the kernel's values and geometry, so the last few are kept (keyed by
+    exactly those): the construction and its rounding bound both ask for it. Callers must
+    not modify the returned tensors.
     """
+    weight = conv.weight.detach().to(torch.float64).cpu()
+    key = (conv_geometry(conv, patch_size), tuple(weight.shape), weight.numpy().tobytes())
+    if key in _PLANS:
+        _PLANS.move_to_end(key)
+        return _PLANS[key]
+    plan = _minimal_plan(conv, patch_size)
+    _PLANS[key] = plan
+    if len(_PLANS) > _PLANS_KEPT:
+        _PLANS.popitem(last=False)
+    return plan
+
+
+def _minimal_plan(conv: nn.Conv2d, patch_size: int) -> MinimalPlan:
     geom = conv_geometry(conv, patch_size)
     offsets = geom.head_plan()
     rank, active, cert = positivity_certificate(conv, patch_size)
-    blocks = block_matrices(conv.weight.detach().to(torch.float64).cpu(), geom)
-    Mat = torch.stack([blocks[offsets[i]].reshape(-1) for i in active]) if active else None
     d_in, d_out = geom.token_dim_in, geom.token_dim_out
-    if Mat is None:
+    if not active:
         one_hot = torch.zeros(1, len(offsets), dtype=torch.float64)
         one_hot[0, 0] = 1.0
-        return MinimalPlan(offsets, 0, cert, one_hot,
-                           torch.zeros(1, d_in, d_out, dtype=torch.float64), 0.0)
-    U, _, _ = torch.linalg.svd(Mat, full_matrices=False)
-    basis = U[:, :rank]                                               # column space of Mat
-    if cert.kind == "positive":
-        z = torch.tensor([float(v) for v in cert.vector], dtype=torch.float64)
-        rows = span_rows(geom, exact_weights(conv))
-        p = torch.tensor([[float(v) for v in rows[i]] for i in active],
-                         dtype=torch.float64) @ z
-    else:
-        p = torch.ones(len(active), dtype=torch.float64)
-    p = p / p.min()                               # every entry >= 1, so u_i + 2p > 0 (|u_i| <= 1)
-    t = 2.0
-    if cert.kind == "positive" and abs(1 + t * float((basis.T @ p).sum())) < 1e-6:
-        t = 3.0                                   # keep the shifted basis independent
-    columns = [basis[:, i] + t * p for i in range(rank)]
-    if cert.kind == "farkas":
-        columns.append(p)
-    A = torch.stack(columns, dim=1)
-    A = A / A.sum(0, keepdim=True)                                    # probability columns
-    W = torch.linalg.lstsq(A, Mat).solution                           # (heads, D)
-    residual = float((A @ W - Mat).abs().max())
-    distributions = torch.zeros(A.shape[1], len(offsets), dtype=torch.float64)
-    distributions[:, active] = A.T
-    return MinimalPlan(offsets, rank, cert, distributions, W.reshape(-1, d_in, d_out),
-                       residual)
+        return MinimalPlan(offsets, (), 0, cert, None, one_hot,
+                           torch.zeros(1, d_in, d_out, dtype=torch.float64))
+    all_rows = span_rows(geom, exact_weights(conv))
+    dec = decompose([all_rows[i] for i in active], block_rows(conv, patch_size, active), cert)
+    distributions = torch.zeros(dec.heads, len(offsets), dtype=torch.float64)
+    distributions[:, active] = torch.tensor([[float(v) for v in col] for col in dec.columns],
+                                            dtype=torch.float64)
+    matrices = torch.tensor([[float(v) for v in w] for w in dec.weights], dtype=torch.float64)
+    return MinimalPlan(offsets, tuple(active), rank, cert, dec, distributions,
+                       matrices.reshape(-1, d_in, d_out))

@@ -1,6 +1,6 @@
 """Images to patch tokens and back, and the token frame that stands in for padding.
 
-Flattening order (DESIGN 2, ``theory.geometry.token_index``): a token is the patch's
+Flattening order (docs/theory.md §2, ``theory.geometry.token_index``): a token is the patch's
 pixels in row-major order ``(u, v)``, each pixel's channels contiguous (channel fastest),
 as in the usual ViT patch embedding.
 """
@@ -60,7 +60,7 @@ def unpatchify(tokens: torch.Tensor, patch_shape: tuple[int, int], channels: int
 def frame_image(
     x: torch.Tensor, geom: ConvGeometry, padding_mode: str
 ) -> tuple[torch.Tensor, AxisGrid, AxisGrid]:
-    """Pad an image the way the construction sees it (DESIGN 2, boundaries).
+    """Pad an image the way the construction sees it (docs/theory.md §2, boundaries).
 
     The image is padded in the convolution's own mode by its own padding (as ``nn.Conv2d``
     does internally), then with zeros up to a whole frame of tokens; pixels of the mode

@@ -1,4 +1,4 @@
-"""The rank lower bound ``rho`` of a specific kernel, exactly (DESIGN 3.3).
+"""The rank lower bound ``rho`` of a specific kernel, exactly (docs/theory.md §3.3).
 
 A float kernel is a matrix of exact dyadic rationals; ``theory.bounds.span_rows`` and
 ``theory.exact_rank`` then give its ``rho`` over the rationals with a certificate (a

@@ -15,7 +15,10 @@ import math
 import torch
 from torch import nn
 
-from numeric.patches import frame_image, patchify
+from numeric.blocks import block_matrices
+from numeric.conv_attention import ConstructionRecord, conv_geometry
+from numeric.patches import frame_image, patchify, unpatchify
+from theory.geometry import ConvGeometry
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
@@ -51,40 +54,90 @@ def conv_error_bound(conv: nn.Conv2d, x: torch.Tensor, dtype: torch.dtype) -> to
     return gamma(conv_terms(conv), dtype) * absolute_conv(conv, x)
 
 
-@torch.no_grad()
-def attention_error_bound(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Elementwise bound on the rounding error of a content-free :class:`ConvAttention`.
+def _offset_sum(tokens: torch.Tensor, window: tuple[int, int, int, int],
+                blocks: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+    """``sum_delta tokens[q + delta] @ blocks[delta]`` for every query ``q`` of ``window``:
+    ``(B, height, width, d_out)``."""
+    top, left, hq, wq = window
+    total = None
+    for (da, db), block in blocks.items():
+        keys = tokens[:, top + da:top + da + hq, left + db:left + db + wq]  # (B, hq, wq, d_in)
+        term = keys @ block
+        total = term if total is None else total + term
+    return total
 
-    Hard heads (``support == 1``): ``A^h`` is exactly 0 or 1, so head ``h`` computes
-    ``(x_{q+delta_h} W_V^h) W_O^h + b_O`` and the error is at most
-    ``gamma_n (sum_h |x_{q+delta_h}| |W_V^h| |W_O^h| + |b_O|)`` with ``n = d_in + r + 3``: two
-    products of lengths ``d_in`` and ``r = sum of value widths``, the bias addition, and the
-    rounding of the float64 factors to the layer's dtype (+2). Heads that mix ``s`` offsets
-    with probabilities ``p`` (the minimal construction) add the softmax: the sum of ``s``
-    exponentials, the division, and ``exp(fl(log p))``, whose relative error is
-    ``|log p| u``: ``n += s + 4 + ceil(max |log p|)``; the absolute run then weights each key
-    by its probability. A finite gap ``alpha`` is the same with every key of the framed
-    grid in the support and ``|log p| <= alpha``. This bounds rounding only: the gap's own
-    error is ``numeric.gap``'s concern. Factorisation residuals (float64) add
-    ``residual_per_l1 * max_k ||x_k||_1``.
+
+def _bias_tokens(conv: nn.Conv2d, geometry: ConvGeometry) -> torch.Tensor:
+    """``|beta|``: the bias magnitudes tiled over the output pixels of a patch, float64."""
+    pixels = geometry.rows.out_patch * geometry.cols.out_patch
+    if conv.bias is None:
+        return torch.zeros(pixels * conv.out_channels, dtype=torch.float64)
+    return conv.bias.detach().to(torch.float64).cpu().abs().repeat(pixels)
+
+
+def _check_record(attn: nn.Module, conv: nn.Conv2d) -> ConstructionRecord:
+    record = getattr(attn, "construction", None)
+    if not isinstance(record, ConstructionRecord):
+        raise TypeError("attn has no ConstructionRecord: only layers built by as_attention "
+                        "have a rounding bound")
+    if conv_geometry(conv, record.geometry.patch_size) != record.geometry \
+            or conv.padding_mode != record.padding_mode:
+        raise ValueError("conv is not the convolution this layer was constructed from "
+                         "(its geometry or padding mode differs)")
+    return record
+
+
+@torch.no_grad()
+def attention_error_bound(attn: nn.Module, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Elementwise bound on the rounding error of ``attn(x)``, where ``attn`` was built from
+    ``conv`` by the construction (docs/theory.md §3.2.1).
+
+    The bound reads only ``attn.construction`` (the frozen record: heads, gap, value
+    widths, support), the kernel of ``conv``, the input and its dtype: never a weight or a
+    residual measured on the layer, so a wrong layer cannot widen its own bound.
+
+    Hard heads (``support == 1``): the factors are exact (``numeric.blocks.factorize``)
+    and ``A^h`` is exactly 0 or 1, so the only rounding is in the products, at most
+    ``gamma_n (|w| * |x| + |b|)`` (the convolution with every sign made positive) with
+    ``n = d_in + R + 3``, ``R`` the total value width. Heads that mix ``s`` offsets with
+    probabilities ``p`` (the minimal construction, ``W_V^h W_O^h = W^h`` of its exact
+    decomposition) add the softmax: ``n += s + 4 + ceil(max |log p|)``, and the absolute
+    run weights each offset by its probability: ``sum_delta |x_{q+delta}| sum_h p_h(delta)
+    |W^h|``. A finite gap ``alpha`` spreads every head over all keys of the framed grid:
+    ``n += #keys + 4 + ceil(alpha)`` and each head's term is ``max_k |x_k| |M_{delta_h}|``.
+    This bounds rounding only: the gap's own error is ``numeric.gap``'s concern.
+
+    Raises:
+        TypeError: ``attn`` carries no construction record.
+        ValueError: ``conv`` is not the convolution ``attn`` was built from.
     """
-    att = attn.attention
-    positive = copy.deepcopy(attn).to(torch.float64)
-    positive.check_input = False
-    for layer in (positive.attention.value, positive.attention.output):
-        layer.weight.abs_()
-        layer.bias.abs_()
-    x64 = x.to(torch.float64).abs()
-    framed, _, _ = frame_image(x64, attn.geometry, attn.padding_mode)
-    n = att.value.in_features + att.value.out_features + 3
-    if attn.alpha is not None:  # a finite gap: every key of the framed grid has weight
-        n += framed.shape[-2] * framed.shape[-1] // attn.patch_size**2 + 4
-        n += math.ceil(attn.alpha)
-    elif attn.support > 1:
-        n += attn.support + 4 + math.ceil(attn.log_range)
-    bound = gamma(n, att.value.weight.dtype) * positive(x64)
-    token_l1 = patchify(framed, attn.patch_size).sum(-1).max()
-    return bound + attn.residual_per_l1 * token_l1
+    record = _check_record(attn, conv)
+    geometry, dtype = record.geometry, x.dtype
+    n = geometry.token_dim_in + sum(record.value_dims) + 3
+    if record.heads == "plan" and record.alpha is None:
+        return gamma(n, dtype) * absolute_conv(conv, x)
+    x64 = x.detach().to(torch.float64).cpu().abs()
+    framed, rows, cols = frame_image(x64, geometry, record.padding_mode)
+    tokens = patchify(framed, geometry.patch_size)                      # (B, Gh', Gw', d_in)
+    window = (rows.frame_lo, cols.frame_lo, rows.query_tokens, cols.query_tokens)
+    kernel = conv.weight.detach().to(torch.float64).cpu().abs()
+    if record.alpha is not None:  # a finite gap: every key of the framed grid has weight
+        n += tokens.shape[1] * tokens.shape[2] + 4 + math.ceil(record.alpha)
+        blocks = block_matrices(kernel, geometry)
+        largest = tokens.flatten(1, 2).amax(1)                           # (B, d_in)
+        heads = sum(largest @ blocks[delta] for delta in record.head_plan)  # (B, d_out)
+        absolute = heads[:, None, None, :].expand(-1, window[2], window[3], -1)
+    else:  # the minimal construction: heads mix offsets with probabilities p
+        from numeric.minimal import minimal_plan  # scipy only for this path
+
+        n += record.support + 4 + math.ceil(record.log_range)
+        plan = minimal_plan(conv, geometry.patch_size)
+        mixed = torch.einsum("hk,hio->kio", plan.distributions, plan.matrices.abs())
+        absolute = _offset_sum(tokens, window, dict(zip(plan.offsets, mixed, strict=True)))
+    absolute = absolute + _bias_tokens(conv, geometry)
+    image = unpatchify(absolute, (geometry.rows.out_patch, geometry.cols.out_patch),
+                       geometry.out_channels)[..., :rows.out_length, :cols.out_length]
+    return (gamma(n, dtype) * image).to(x.device)
 
 
 def comparison_ratio(a: torch.Tensor, b: torch.Tensor, bound: torch.Tensor) -> float:

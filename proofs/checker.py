@@ -17,6 +17,10 @@ from importlib import metadata
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 
 STATUSES = ("passed", "failed", "error")
+# How a statement is known after a run (docs/theory.md §4); "failed" when any check failed.
+VERDICTS = ("proved", "verified", "refuted", "failed")
+VERDICT_TEXT = {"proved": "proved for all parameters", "verified": "verified on instances",
+                "refuted": "refuted", "failed": "NOT checked"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,44 @@ class TheoremResult:
         """True only if every obligation passed."""
         return all(r.passed for r in self.obligations)
 
+    @property
+    def verdict(self) -> str:
+        """One of :data:`VERDICTS`. ``proved`` needs every obligation of the theorem's
+        ``proved_by`` to have run and passed; ``refuted`` a passed refutation; otherwise a
+        passing run only *verifies* the statement on the instances its checks sampled."""
+        if not self.checked:
+            return "failed"
+        if self.theorem.refuted:
+            return "refuted"
+        ran = {r.obligation.slug for r in self.obligations}
+        if self.theorem.proved_by and set(self.theorem.proved_by) <= ran:
+            return "proved"
+        return "verified"
+
+    @property
+    def instances(self) -> int:
+        """Instances checked by the obligations of scope ``instances``."""
+        return sum(r.evidence.examples for r in self.obligations
+                   if r.evidence is not None and r.obligation.scope == "instances")
+
+    @property
+    def counterexample(self) -> str | None:
+        """For a refuted statement: the counterexample its refutation confirmed."""
+        for r in self.obligations:
+            if r.obligation.scope == "refutation" and r.evidence is not None:
+                return r.evidence.counterexample or r.evidence.detail
+        return None
+
+    @property
+    def status_text(self) -> str:
+        """The verdict as printed: e.g. ``verified on 174 instances (named and random
+        convolutions)``."""
+        if self.verdict == "verified":
+            return f"verified on {self.instances} instances ({self.theorem.family})"
+        if self.verdict == "refuted":
+            return f"refuted (counterexample: {self.counterexample})"
+        return VERDICT_TEXT[self.verdict]
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -63,6 +105,19 @@ class RunRecord:
     @property
     def passed(self) -> bool:
         return all(t.checked for t in self.theorems)
+
+    def verdict_counts(self) -> dict[str, int]:
+        """How many statements got each verdict, in :data:`VERDICTS` order."""
+        counts = dict.fromkeys(VERDICTS, 0)
+        for t in self.theorems:
+            counts[t.verdict] += 1
+        return counts
+
+    def verdict_summary(self) -> str:
+        """E.g. ``4 proved for all parameters, 7 verified on instances, 1 refuted``."""
+        counts = self.verdict_counts()
+        parts = [f"{counts[v]} {VERDICT_TEXT[v]}" for v in VERDICTS if counts[v]]
+        return ", ".join(parts) if parts else "no statement checked"
 
 
 def environment_versions(device: str = "cpu") -> dict[str, str]:

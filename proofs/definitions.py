@@ -1,4 +1,4 @@
-"""Definitions and notation of the appendix (DESIGN.md section 2), as data.
+"""Definitions and notation of the appendix (docs/theory.md §2), as data.
 
 Each definition's text is LaTeX with ``<<name>>`` placeholders for sympy objects, like the
 theorems' texts; ``report/`` prints them.

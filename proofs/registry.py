@@ -58,7 +58,7 @@ class Registry:
 
 
 def default_registry() -> Registry:
-    """Every theorem of the project, in the order of DESIGN.md section 3."""
+    """Every theorem of the project, in the order of docs/theory.md §3."""
     from proofs.theorems import THEOREMS
 
     return Registry(THEOREMS)

@@ -1,16 +1,22 @@
 """The machine-readable report: one JSON document per verification run.
 
-Schema ``vitconv.verify/1`` (a new number for any incompatible change)::
+Schema ``vitconv.verify/2`` (a new number for any incompatible change)::
 
     {
-      "schema": "vitconv.verify/1",
+      "schema": "vitconv.verify/2",
       "started": ISO-8601 UTC time, "seconds": wall time of all checks,
       "mode": "quick" | "full", "seed": int, "device": "cpu" | "cuda:0 (name)",
       "versions": {"python": ..., "torch": ..., "sympy": ..., "z3-solver": ..., ...},
       "passed": true only if every obligation passed,
-      "theorems": [{"id", "kind", "title", "section", "checked", "obligations": [ids]}],
+      "verdicts": {"proved": n, "verified": n, "refuted": n, "failed": n},
+      "theorems": [{"id", "kind", "title", "section", "checked",
+                    "verdict": "proved" | "verified" | "refuted" | "failed",
+                    "status": the verdict as printed ("verified on 24 instances (...)"),
+                    "proved_by": [slugs], "family", "instances", "counterexample",
+                    "obligations": [ids]}],
       "obligations": [{
-          "id", "theorem", "title", "method", "status": "passed" | "failed" | "error",
+          "id", "theorem", "title", "method", "scope": "all" | "instances" | "refutation",
+          "status": "passed" | "failed" | "error",
           "seconds", "size", "examples", "worst", "bound", "detail",
           "counterexample", "error", "data"
       }]
@@ -30,7 +36,7 @@ from typing import Any
 from numeric.files import atomic_write_text
 from proofs.checker import ObligationResult, RunRecord
 
-SCHEMA = "vitconv.verify/1"
+SCHEMA = "vitconv.verify/2"
 
 
 def _json_safe(value: Any) -> Any:
@@ -50,7 +56,8 @@ def obligation_record(r: ObligationResult) -> dict[str, Any]:
     e = r.evidence
     return _json_safe({
         "id": r.obligation.id, "theorem": r.theorem_id, "title": r.obligation.title,
-        "method": r.obligation.method, "status": r.status, "seconds": r.seconds,
+        "method": r.obligation.method, "scope": r.obligation.scope, "status": r.status,
+        "seconds": r.seconds,
         "size": e.size if e else None, "examples": e.examples if e else 0,
         "worst": e.worst if e else None, "bound": e.bound if e else None,
         "detail": e.detail if e else "", "counterexample": e.counterexample if e else None,
@@ -59,17 +66,21 @@ def obligation_record(r: ObligationResult) -> dict[str, Any]:
 
 
 def run_document(record: RunRecord) -> dict[str, Any]:
-    """The whole run as a JSON-ready dict (schema ``vitconv.verify/1``)."""
+    """The whole run as a JSON-ready dict (schema ``vitconv.verify/2``)."""
     ctx = record.context
     return {
         "schema": SCHEMA, "started": record.started, "seconds": record.seconds,
         "mode": "quick" if ctx.quick else "full", "seed": ctx.seed,
         "device": record.versions.get("device", ctx.device), "versions": record.versions,
-        "passed": record.passed,
-        "theorems": [{"id": t.theorem.id, "kind": t.theorem.kind, "title": t.theorem.title,
-                      "section": t.theorem.section, "checked": t.checked,
-                      "obligations": [r.obligation.id for r in t.obligations]}
-                     for t in record.theorems],
+        "passed": record.passed, "verdicts": record.verdict_counts(),
+        "theorems": [_json_safe({
+            "id": t.theorem.id, "kind": t.theorem.kind, "title": t.theorem.title,
+            "section": t.theorem.section, "checked": t.checked, "verdict": t.verdict,
+            "status": t.status_text, "proved_by": list(t.theorem.proved_by),
+            "family": t.theorem.family, "instances": t.instances,
+            "counterexample": t.counterexample if t.verdict == "refuted" else None,
+            "obligations": [r.obligation.id for r in t.obligations]})
+            for t in record.theorems],
         "obligations": [obligation_record(r) for r in record.obligations],
     }
 

@@ -81,7 +81,8 @@ def _obligation_view(r: ObligationResult) -> dict:
         counter = escape(e.counterexample)
     elif r.error:
         counter = escape(r.error.strip().splitlines()[-1])
-    return {"name": escape(r.obligation.id.partition(".")[2]), "method": r.obligation.method,
+    return {"name": escape(r.obligation.id.partition(".")[2]),
+            "method": f"{r.obligation.method}, {r.obligation.scope}",
             "status": status, "size": escape(e.size if e else "not run"),
             "margin": _margin(r), "time": f"{r.seconds:.2f}\\,s",
             "detail": escape(e.detail) if e and e.detail else "", "counterexample": counter}
@@ -92,7 +93,10 @@ def theorem_view(theorem, result: TheoremResult | None, date: str) -> dict:
     if result is None:
         verdict, obligations = "not run in this session", []
     else:
-        verdict = "checked" if result.checked else r"NOT checked"
+        verdict = {"failed": r"\textbf{NOT checked}", "refuted": r"\textbf{refuted}"}.get(
+            result.verdict, escape(result.status_text))
+        if result.verdict == "refuted":
+            verdict += escape(f" (counterexample: {result.counterexample})")
         obligations = [_obligation_view(r) for r in result.obligations]
     f = theorem.formulas
     return {"id": theorem.id, "kind": theorem.kind, "title": theorem.title,
@@ -111,9 +115,8 @@ def _data(record: RunRecord, obligation_id: str) -> dict:
 
 def summary_text(record: RunRecord) -> str:
     ok = sum(r.passed for r in record.obligations)
-    checked = sum(t.checked for t in record.theorems)
-    return (f"{ok} of {len(record.obligations)} obligations passed; {checked} of "
-            f"{len(record.theorems)} statements checked")
+    return (f"{ok} of {len(record.obligations)} obligations passed; of "
+            f"{len(record.theorems)} statements: {record.verdict_summary()}")
 
 
 def appendix_body(record: RunRecord, registry: Registry, figures: Mapping[str, Path]) -> str:

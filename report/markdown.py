@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from numeric.files import atomic_write_text
-from proofs.checker import RunRecord
+from proofs.checker import RunRecord, TheoremResult
 from proofs.registry import Registry
 from report.latex import render_text, summary_text
 
@@ -39,6 +39,11 @@ def to_markdown(latex: str) -> str:
     return "".join(out)
 
 
+def _verdict(result: TheoremResult) -> str:
+    text = result.status_text
+    return f"**{text}**" if result.verdict in ("failed", "refuted") else text
+
+
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -52,8 +57,11 @@ def render(record: RunRecord, registry: Registry, figures: Mapping[str, Path]) -
         f"device {record.versions.get('device', ctx.device)} · {record.seconds:.1f} s", "",
         f"**{'All statements checked' if record.passed else 'SOME STATEMENTS NOT CHECKED'}**: "
         f"{summary_text(record)}.", "",
-        "| statement | obligation | method | status | checked | worst / bound | time |",
-        "|---|---|---|---|---|---|---|",
+        "| statement | how it is known |", "|---|---|",
+        *[f"| [{t.theorem.id}](#{t.theorem.id}) | {_cell(_verdict(t))} |"
+          for t in record.theorems], "",
+        "| statement | obligation | method | scope | status | checked | worst / bound | time |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for t in record.theorems:
         for r in t.obligations:
@@ -62,18 +70,19 @@ def render(record: RunRecord, registry: Registry, figures: Mapping[str, Path]) -
                 f"{e.worst:.3g}" + (f" / {e.bound:.3g}" if e.bound is not None else ""))
             status = r.status if r.passed else f"**{r.status.upper()}**"
             lines.append(f"| [{t.theorem.id}](#{t.theorem.id}) | {r.obligation.id} | "
-                         f"{r.obligation.method} | {status} | {_cell(e.size if e else '')} | "
+                         f"{r.obligation.method} | {r.obligation.scope} | {status} | "
+                         f"{_cell(e.size if e else '')} | "
                          f"{margin} | {r.seconds:.2f} s |")
     lines += ["", "## Statements", ""]
     results = {t.theorem.id: t for t in record.theorems}
     for theorem in registry:
         result = results.get(theorem.id)
-        verdict = ("not run in this session" if result is None else
-                   "checked" if result.checked else "**NOT checked**")
+        verdict = "not run in this session" if result is None else _verdict(result)
         f = theorem.formulas
         lines += [f'<a id="{theorem.id}"></a>', "",
                   f"### {theorem.title}", "",
-                  f"*{theorem.kind.capitalize()}, DESIGN §{theorem.section}* · {verdict}", "",
+                  f"*{theorem.kind.capitalize()}, docs/theory.md §{theorem.section}* · "
+                  f"{verdict}", "",
                   "Hypotheses:", ""]
         lines += [f"{i}. {to_markdown(render_text(h, f))}"
                   for i, h in enumerate(theorem.hypotheses, 1)]

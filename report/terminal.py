@@ -15,6 +15,8 @@ from proofs.theorem import Obligation
 
 STATUS_STYLE = {"passed": "[green]passed[/]", "failed": "[bold red]FAILED[/]",
                 "error": "[bold red]ERROR[/]"}
+VERDICT_STYLE = {"proved": "[bold green]proved[/]", "verified": "[cyan]verified[/]",
+                 "refuted": "[yellow]refuted[/]", "failed": "[bold red]NOT checked[/]"}
 
 
 def plain(latex: str) -> str:
@@ -40,12 +42,13 @@ def results_table(record: RunRecord) -> Table:
     table.add_column("worst / bound", justify="right", no_wrap=True)
     table.add_column("time", justify="right", no_wrap=True)
     for t in record.theorems:
-        mark = "[green]checked[/]" if t.checked else "[bold red]NOT checked[/]"
+        mark = VERDICT_STYLE[t.verdict]
         table.add_row(f"[bold]{t.theorem.id}[/]", t.theorem.kind, mark,
-                      f"[bold]{plain(t.theorem.title)}[/] (DESIGN {t.theorem.section})", "", "")
+                      f"[bold]{plain(t.theorem.title)}[/] (docs/theory.md "
+                      f"§{t.theorem.section}): {t.status_text}", "", "")
         for r in t.obligations:
             size = r.evidence.size if r.evidence else (r.error or "").strip().splitlines()[-1]
-            table.add_row(f"  {r.obligation.id.partition('.')[2]}", r.obligation.method,
+            table.add_row(f"  {r.obligation.slug}", f"{r.obligation.method}, {r.obligation.scope}",
                           STATUS_STYLE[r.status], size, _margin(r), f"{r.seconds:.2f}s",
                           end_section=r is t.obligations[-1])
     return table
@@ -55,11 +58,10 @@ def summary_line(record: RunRecord) -> str:
     """E.g. ``all 6 obligations passed; 2/2 theorems checked in 7.1 s (quick, seed 0, cpu)``."""
     obligations = record.obligations
     ok = sum(r.passed for r in obligations)
-    checked = sum(t.checked for t in record.theorems)
     mode = "quick" if record.context.quick else "full"
     head = (f"all {ok} obligations passed" if ok == len(obligations)
             else f"{len(obligations) - ok} of {len(obligations)} obligations FAILED")
-    return (f"{head}; {checked}/{len(record.theorems)} theorems checked in "
+    return (f"{head}; {len(record.theorems)} statements: {record.verdict_summary()}; "
             f"{record.seconds:.1f} s ({mode}, seed {record.context.seed}, "
             f"{record.context.device})")
 

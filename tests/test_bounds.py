@@ -1,4 +1,4 @@
-"""Exact ranks, their certificates, rho and its bounds (DESIGN 3.3)."""
+"""Exact ranks, their certificates, rho and its bounds (docs/theory.md §3.3)."""
 
 from fractions import Fraction
 

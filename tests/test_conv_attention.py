@@ -51,7 +51,7 @@ def test_bound_catches_a_perturbed_weight():
     conv = random_conv(case, gen, torch.float64)
     attn = as_attention(conv, case.patch_size)
     x = torch.randn(1, case.in_channels, *case.image, generator=gen, dtype=torch.float64)
-    bound = attention_error_bound(attn, x) + conv_error_bound(conv, x, torch.float64)
+    bound = attention_error_bound(attn, conv, x) + conv_error_bound(conv, x, torch.float64)
     with torch.no_grad():
         assert comparison_ratio(attn(x), conv(x), bound) <= 1
         weight = attn.attention.value.weight.view(-1)

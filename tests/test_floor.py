@@ -1,5 +1,6 @@
 """Approximation floor: the floor curve, the exact small-signal error, a short training."""
 
+import math
 from itertools import pairwise
 
 import torch
@@ -28,21 +29,24 @@ def test_exact_construction_has_zero_small_signal_error():
     assert small_signal_error(attn, conv, 5) < 1e-28
 
 
-def test_short_training_stays_above_floor():
+def test_training_learns_and_stays_above_floor():
     conv = imitation_target(1)
-    result = train_imitator(conv, 2, 2, steps=30)
-    assert result.small_signal_error >= result.floor
-    assert result.final_loss == result.final_loss  # finite, not NaN
+    trained = train_imitator(conv, 2, 1, steps=150, lr=0.1, restarts=2)
+    untrained = train_imitator(conv, 2, 1, steps=150, lr=0.0)
+    assert math.isfinite(trained.final_loss)
+    assert trained.floor <= trained.small_signal_error < 0.75 * untrained.small_signal_error
 
 
-def test_floor_is_attained_direction():
-    """A rank-H truncation of the conv's blocks reaches the floor exactly (sanity of the
-    Eckart-Young side): build N = best rank-1 approximation and measure its error."""
+def test_floor_matches_an_independent_rank_one_fit():
+    """floor(1) against the best rank-one fit found without any SVD: power iteration on
+    Mat^T Mat (alternating least squares for a b^T), error 1 - |Mat v|^2 / |Mat|^2."""
     from numeric.floor import span_matrix
 
     conv = imitation_target(2)
     _, Mat = span_matrix(conv, 2)
-    U, S, Vh = torch.linalg.svd(Mat, full_matrices=False)
-    best = S[0] * torch.outer(U[:, 0], Vh[0])
-    error = float(((Mat - best) ** 2).sum() / (Mat**2).sum())
-    assert abs(error - floor_curve(conv, 2)[1]) < 1e-12
+    v = torch.ones(Mat.shape[1], dtype=torch.float64)
+    for _ in range(2000):
+        v = Mat.T @ (Mat @ v)
+        v = v / v.norm()
+    error = 1 - float((Mat @ v).norm() ** 2 / (Mat**2).sum())
+    assert abs(error - floor_curve(conv, 2)[1]) < 1e-9

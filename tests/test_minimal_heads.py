@@ -21,7 +21,7 @@ def test_minimal_construction_equals_conv(index):
         attn = as_attention(c, P, heads="minimal")
         x = torch.randn(2, c.in_channels, grid[0] * P, grid[1] * P, dtype=dtype)
         with torch.no_grad():
-            bound = attention_error_bound(attn, x) + conv_error_bound(c, x, dtype)
+            bound = attention_error_bound(attn, c, x) + conv_error_bound(c, x, dtype)
             assert comparison_ratio(attn(x), c(x), bound) <= 1, name
         assert attn.head_plan is None and attn.num_heads <= len(attn.offsets)
 

@@ -1,4 +1,4 @@
-"""Networks and the exact transfer (DESIGN 3.6)."""
+"""Networks and the exact transfer (docs/theory.md §3.6)."""
 
 import pytest
 import torch
@@ -11,10 +11,28 @@ from numeric.train.transfer import transfer_check
 SMALL = NetConfig(channels=4, depth=2)
 
 
-def test_every_arm_maps_images_to_logits():
+def test_every_arm_is_a_trainable_classifier_of_its_kind():
+    """Each arm maps images to finite logits that depend on the image, every parameter
+    gets a gradient, and its token mixers are of the arm's kind."""
+    from numeric.conv_attention import ConvAttention
+
+    torch.manual_seed(0)
     x = torch.randn(3, 1, 28, 28)
+    kinds = {"two_phase": "ConvMixer", "phase1_only": "ConvMixer",
+             "phase2_random": "AttentionMixer", "vit": "_SelfAttention"}
     for arm in ARMS:
-        assert build(arm, SMALL)(x).shape == (3, 10)
+        net = build(arm, SMALL)
+        logits = net(x)
+        assert logits.shape == (3, 10) and torch.isfinite(logits).all()
+        assert not torch.allclose(logits[0], logits[1])
+        logits.sum().backward()
+        silent = [n for n, p in net.named_parameters() if p.grad is None]
+        assert not silent, (arm, silent)
+        modules = {type(m).__name__ for m in net.modules()}
+        assert kinds[arm] in modules, (arm, modules)
+        if arm == "phase2_random":
+            assert all(m.construction is None for m in net.modules()
+                       if isinstance(m, ConvAttention))
 
 
 def test_convert_is_exact_on_random_and_real_images():

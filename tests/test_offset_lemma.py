@@ -1,9 +1,10 @@
 """The offset lemma, three ways; each checker must also be able to fail."""
 
+import pytest
 import sympy as sp
 
 from theory import offset_lemma
-from theory.certificates import Fact, InequalityProof, Step, check_step
+from theory.certificates import InequalityProof, Step, check_step
 from theory.smt import _floor_is, _refute, prove_offset_lemma
 
 
@@ -57,11 +58,27 @@ def test_brute_force_agrees():
     assert result.dilated_strict > 0  # dilated kernels that skip patches do occur
 
 
-def test_statement_objects_are_sympy():
-    assert isinstance(offset_lemma.LOWER, sp.floor)
-    assert "lceil" in sp.latex(offset_lemma.COUNT_STRIDE_ONE)
+def test_printed_formulas_golden():
+    assert sp.latex(offset_lemma.LOWER) == r"\left\lfloor{- \frac{a}{P}}\right\rfloor"
+    assert sp.latex(offset_lemma.COUNT_STRIDE_ONE) == (
+        r"\left\lceil{\frac{a}{P}}\right\rceil + \left\lceil{\frac{b}{P}}\right\rceil + 1")
 
 
-def test_fact_is_plain_data():
-    f = Fact("a", sp.Integer(1), "1 >= 0")
-    assert f.expr == 1
+def test_definition_facts_come_from_the_formula():
+    lower, upper = offset_lemma.definition_facts("lo", offset_lemma.lo, offset_lemma.LOWER, "")
+    P = offset_lemma.P
+    assert sp.expand(lower.expr - (-offset_lemma.a - offset_lemma.lo * P)) == 0
+    assert sp.expand(upper.expr - (offset_lemma.lo * P + P - 1 + offset_lemma.a)) == 0
+
+
+@pytest.mark.parametrize("name", ["UPPER", "LOWER", "COUNT_STRIDE_ONE"])
+def test_a_wrong_printed_formula_fails_every_check(name, monkeypatch):
+    """Printed = checked: change the printed object and the certificates, z3 and the brute
+    force all reject it."""
+    P, a, b = offset_lemma.P_sym, offset_lemma.a, offset_lemma.b
+    wrong = {"UPPER": sp.floor((P + b) / P), "LOWER": sp.floor((1 - a) / P),
+             "COUNT_STRIDE_ONE": sp.ceiling(a / P) + sp.ceiling((b + 1) / P) + 1}[name]
+    monkeypatch.setattr(offset_lemma, name, wrong)
+    assert not all(r.ok for p in offset_lemma.all_proofs() for r in p.check())
+    assert not all(r.proved for r in prove_offset_lemma())
+    assert offset_lemma.brute_force(max_patch=3, max_span=4, max_dilation=2).mismatch

@@ -8,7 +8,7 @@ from proofs.checker import run_checks
 
 def _theorem(check, theorem_id="toy") -> Theorem:
     return Theorem(theorem_id, "lemma", "Toy", "0", ("none",), "s", "p",
-                   (Obligation(f"{theorem_id}.only", "t", "numeric", check),))
+                   (Obligation(f"{theorem_id}.only", "t", "numeric", check),), family="toys")
 
 
 def test_default_registry_ids_are_stable_and_unique():
@@ -36,11 +36,67 @@ def test_theorem_validation():
         Theorem("toy", "lemma", "T", "0", (), "s", "p", (Obligation("other.x", "t", "smt", ok),))
     with pytest.raises(ValueError, match="undefined formulas"):
         Theorem("toy", "lemma", "T", "0", (), "<<missing>>", "p",
-                (Obligation("toy.x", "t", "smt", ok),))
+                (Obligation("toy.x", "t", "smt", ok),), family="toys")
     with pytest.raises(ValueError, match="no obligations"):
         Theorem("toy", "lemma", "T", "0", (), "s", "p", ())
     with pytest.raises(ValueError, match="registered twice"):
         Registry([_theorem(ok), _theorem(ok)])
+    with pytest.raises(ValueError, match="name the family"):
+        Theorem("toy", "lemma", "T", "0", (), "s", "p", (Obligation("toy.x", "t", "smt", ok),))
+
+
+def test_nothing_sampled_can_be_labelled_proved():
+    ok = lambda ctx: Evidence(True, "1")  # noqa: E731
+    for method in ("property", "numeric", "training", "exhaustive"):
+        with pytest.raises(ValueError, match="cannot have scope 'all'"):
+            Obligation("toy.x", "t", method, ok, scope="all")
+    with pytest.raises(ValueError, match="not an obligation of scope 'all'"):
+        Theorem("toy", "lemma", "T", "0", (), "s", "p", (Obligation("toy.x", "t", "smt", ok),),
+                proved_by=("x",))
+    with pytest.raises(ValueError, match="no refutation obligation"):
+        Theorem("toy", "conjecture", "T", "0", (), "s", "p",
+                (Obligation("toy.x", "t", "smt", ok),), refuted=True)
+
+
+def _verdict_of(*obligations, **kwargs) -> str:
+    theorem = Theorem("toy", "lemma", "T", "0", (), "s", "p", obligations, **kwargs)
+    return run_checks([theorem], CheckContext(quick=True)).theorems[0]
+
+
+@pytest.mark.parametrize(("passes", "verdict"), [(True, "proved"), (False, "failed")])
+def test_verdict_proved_needs_every_proof_obligation(passes, verdict):
+    ok = lambda ctx: Evidence(True, "1", examples=5)  # noqa: E731
+    result = _verdict_of(Obligation("toy.z3", "t", "smt", lambda ctx: Evidence(passes, "1"),
+                                    scope="all"),
+                         Obligation("toy.sample", "t", "numeric", ok),
+                         proved_by=("z3",), family="toys")
+    assert result.verdict == verdict
+
+
+def test_verdict_counts_instances_and_names_the_family():
+    ok = lambda ctx: Evidence(True, "1", examples=7)  # noqa: E731
+    result = _verdict_of(Obligation("toy.a", "t", "numeric", ok),
+                         Obligation("toy.b", "t", "property", ok), family="small toys")
+    assert result.verdict == "verified"
+    assert result.status_text == "verified on 14 instances (small toys)"
+
+
+def test_verdict_refuted_shows_the_counterexample():
+    refutation = Obligation("toy.cx", "t", "symbolic",
+                            lambda ctx: Evidence(True, "1", counterexample="K=3: rho 1"),
+                            scope="refutation")
+    result = _verdict_of(refutation, refuted=True)
+    assert result.verdict == "refuted" and "K=3: rho 1" in result.status_text
+
+
+def test_registry_labels_statements_honestly():
+    """The project's own statements: what is declared proved, and by what."""
+    proved = {t.id: t.proved_by for t in default_registry() if t.proved_by}
+    assert proved == {"offset_lemma": ("certificates", "smt"),
+                      "construction": ("index_arithmetic",),
+                      "pixel_vs_patch": ("patch_rank", "pixel_rank"),
+                      "softmax_gap": ("symbolic",)}
+    assert [t.id for t in default_registry() if t.refuted] == ["unified_formula"]
 
 
 @pytest.mark.parametrize(("check", "status"), [

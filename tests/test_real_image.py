@@ -35,6 +35,7 @@ def test_filter_through_attention_equals_conv(camera, name, mode):
         attn = as_attention(conv, patch_size=4)
         expected, got = conv(camera), attn(camera)
     assert attn.num_heads == 9
-    bound = attention_error_bound(attn, camera) + conv_error_bound(conv, camera, torch.float64)
+    bound = (attention_error_bound(attn, conv, camera)
+             + conv_error_bound(conv, camera, torch.float64))
     assert comparison_ratio(got, expected, bound) <= 1
     assert expected.abs().max() > 0.01  # the filter really responds to the picture

@@ -59,12 +59,23 @@ def test_failure_is_visible_in_every_output(sabotaged_record, tmp_path):
     assert {o["id"]: o["status"] for o in doc["obligations"]}["construction.property"] == "failed"
     registry = default_registry()
     body = appendix_body(record, registry, {})
-    assert r"Machine check of \ref{thm:construction}: NOT checked" in body
+    assert r"Machine check of \ref{thm:construction}: \textbf{NOT checked}" in body
     assert escape(counterexample) in body
-    assert r"Machine check of \ref{thm:offset_lemma}: checked" in body
+    assert r"Machine check of \ref{thm:offset_lemma}: proved for all parameters" in body
     md = render(record, registry, {})
     assert "**NOT checked**" in md and counterexample in md
+    verdicts = {t["id"]: t["verdict"] for t in doc["theorems"]}
+    assert verdicts == {"offset_lemma": "proved", "construction": "failed"}
+    assert doc["verdicts"] == {"proved": 1, "verified": 0, "refuted": 0, "failed": 1}
     json.dumps(doc)  # JSON-safe
+
+
+def test_a_partial_run_proves_nothing_it_did_not_run():
+    """--only on a sampled obligation of a proved statement: verified, never proved."""
+    theorems, wanted = default_registry().select(["construction.named_cases"])
+    record = run_checks(theorems, CheckContext(quick=True), obligation_ids=wanted)
+    assert record.theorems[0].verdict == "verified"
+    assert record.theorems[0].status_text.startswith("verified on 48 instances")
 
 
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk is not installed")

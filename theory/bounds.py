@@ -1,4 +1,5 @@
-"""Head-count bounds (DESIGN 3.3): the construction's count and the rank lower bound ``rho``.
+"""Head-count bounds (docs/theory.md §3.3): the construction's count and the rank lower
+bound ``rho``.
 
 ``rho = dim span{M_delta}`` is the rank of the matrix whose rows are ``vec(M_delta)``, one
 row per offset the kernel reaches. An entry of ``M_delta`` at input pixel ``u'`` and output
@@ -17,6 +18,8 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+
+import sympy as sp
 
 from theory.construction import group_input_channels
 from theory.exact_rank import RankCertificate, exact_rank
@@ -110,7 +113,7 @@ def generic_rank(geom: ConvGeometry, seed: int = 0) -> RankBound:
 def heads_needed(kernel_size: int | tuple[int, int], patch_size: int, *,
                  stride: int | tuple[int, int] = 1, padding: str | int | tuple = "same",
                  dilation: int | tuple[int, int] = 1) -> int:
-    """Heads of the construction (DESIGN 3.2): the patch offsets the kernel reaches."""
+    """Heads of the construction (docs/theory.md §3.2): the patch offsets the kernel reaches."""
     return ConvGeometry.from_conv_params(kernel_size=kernel_size, patch_size=patch_size,
                                          stride=stride, padding=padding,
                                          dilation=dilation).num_heads
@@ -122,7 +125,7 @@ def heads_lower_bound(kernel_size: int | tuple[int, int], patch_size: int,
                       dilation: int | tuple[int, int] = 1, groups: int = 1,
                       seed: int = 0) -> RankBound:
     """Generic ``rho``: no MHSA with positions in the scores only and fewer heads equals a
-    generic convolution of this shape (DESIGN 3.3). Exact rank at a random integer kernel;
+    generic convolution of this shape (docs/theory.md §3.3). Exact rank at a random integer kernel;
     ``.certified`` says whether it meets the structural upper bound."""
     geom = ConvGeometry.from_conv_params(
         kernel_size=kernel_size, patch_size=patch_size, stride=stride, padding=padding,
@@ -165,17 +168,41 @@ class RhoRow:
         return self.patch_size == 1
 
 
+def row_geometry(row: RhoRow) -> ConvGeometry:
+    """The geometry of one row of the ``rho`` table."""
+    return table_geometry(row.kernel_size, row.patch_size, row.in_channels, row.out_channels,
+                          dilation=row.dilation, stride=row.stride)
+
+
+def table_geometry(kernel_size: int, patch_size: int, in_channels: int = 1,
+                   out_channels: int = 1, *, dilation: int = 1, stride: int = 1
+                   ) -> ConvGeometry:
+    """A shape of the ``rho`` tables: 'same' padding for stride 1, else
+    ``dilation*(K-1)//2``."""
+    padding = "same" if stride == 1 else dilation * (kernel_size - 1) // 2
+    return ConvGeometry.from_conv_params(
+        kernel_size=kernel_size, patch_size=patch_size, stride=stride, padding=padding,
+        dilation=dilation, in_channels=in_channels, out_channels=out_channels)
+
+
+def full_block_rows(geom: ConvGeometry, weights: Weights) -> list[list]:
+    """Rows ``vec(M_delta)`` with every entry, built by ``theory.construction.
+    symbolic_blocks`` (a code path independent of :func:`span_rows`'s merged columns)."""
+    from theory.construction import symbolic_blocks
+
+    blocks = symbolic_blocks(geom, weights)
+    return [list(blocks[delta]) for delta in geom.head_plan()]
+
+
 def rho_row(kernel_size: int, patch_size: int, in_channels: int = 1, out_channels: int = 1,
             *, dilation: int = 1, stride: int = 1, seed: int = 0,
             recheck: bool = True) -> RhoRow:
-    """``rho`` for one shape ('same' padding for stride 1, else ``dilation*(K-1)//2``),
-    with its certificate rechecked by sympy when ``recheck``."""
+    """``rho`` for one shape (:func:`table_geometry`), with its certificate rechecked by
+    sympy when ``recheck``."""
     from theory.exact_rank import verify_certificate
 
-    padding = "same" if stride == 1 else dilation * (kernel_size - 1) // 2
-    geom = ConvGeometry.from_conv_params(
-        kernel_size=kernel_size, patch_size=patch_size, stride=stride, padding=padding,
-        dilation=dilation, in_channels=in_channels, out_channels=out_channels)
+    geom = table_geometry(kernel_size, patch_size, in_channels, out_channels,
+                          dilation=dilation, stride=stride)
     weights = random_weights(geom, seed)
     rows = span_rows(geom, weights)
     cert = exact_rank(rows)
@@ -186,20 +213,60 @@ def rho_row(kernel_size: int, patch_size: int, in_channels: int = 1, out_channel
                   geom.num_heads, cert.rank, upper, formula, cert.rank == upper, checked)
 
 
-def _floor_formula():
-    import sympy as sp
+def nine_certificate_weights(geom: ConvGeometry) -> dict:
+    """The kernel of the ``rho = 9`` certificate (docs/theory.md §3.3): channel pair
+    ``(0, 0)`` only, ``w[s, t] = f(p_s) f(p_t)`` with ``f(p) = 1 + 2[p = 0]`` at tap
+    position ``p`` (``theory.smt.nine_certificate_entry``), zero elsewhere."""
+    def f(axis: AxisGeometry, s: int) -> int:
+        return 3 if axis.taps[s] == 0 else 1
 
-    i, H, rho = sp.symbols("i H rho", integer=True, positive=True)
-    sigma = sp.IndexedBase("sigma")
-    return sp.Sum(sigma[i] ** 2, (i, H + 1, rho)) / sp.Sum(sigma[i] ** 2, (i, 1, rho))
+    cin_g = geom.in_channels // geom.groups
+    return {(o, c, s, t): (f(geom.rows, s) * f(geom.cols, t) if o == c == 0 else 0)
+            for o in range(geom.out_channels) for c in range(cin_g)
+            for s in range(geom.rows.kernel_size) for t in range(geom.cols.kernel_size)}
 
 
-# DESIGN 3.4: the relative mean-squared error no H-head MHSA can beat (Eckart-Young).
-APPROXIMATION_FLOOR = _floor_formula()
+def nine_certificate_minor(geom: ConvGeometry) -> tuple[int, int]:
+    """The certificate's 9 x 9 minor computed from the code's own blocks
+    (:func:`span_rows` at :func:`nine_certificate_weights`), at the columns
+    ``e_h, e_w in {-(P-1), 0, P-1}`` of channel pair ``(0, 0)``, and the value the proof
+    predicts, ``det3(rows)^3 * det3(cols)^3`` up to sign (``theory.smt``). Returns
+    ``(minor, predicted)``; they agree in absolute value when the blocks are as proved."""
+    from sympy import Matrix
+
+    from theory.smt import _det3, nine_certificate_matrix
+
+    P = geom.patch_size
+    rows = span_rows(geom, nine_certificate_weights(geom))
+    E_h, E_w = realised_differences(geom.rows), realised_differences(geom.cols)
+    pairs = geom.in_channels * geom.out_channels // geom.groups
+    wanted = (-(P - 1), 0, P - 1)
+    columns = [(E_h.index(eh) * len(E_w) + E_w.index(ew)) * pairs
+               for eh in wanted for ew in wanted]
+    minor = int(Matrix([[row[c] for c in columns] for row in rows]).det())
+    spans = [axis.span for axis in (geom.rows, geom.cols)]
+    d_h, d_w = (_det3(nine_certificate_matrix(a, b, P)) for a, b in spans)
+    return minor, d_h**3 * d_w**3
+
+
+FLOOR_H, FLOOR_RHO, _FLOOR_I = (sp.Symbol("H", integer=True, positive=True),
+                                sp.Symbol("rho", integer=True, positive=True),
+                                sp.Symbol("i", integer=True, positive=True))
+FLOOR_SIGMA = sp.IndexedBase("sigma")
+
+# docs/theory.md §3.4: the relative mean-squared error no H-head MHSA can beat
+# (Eckart-Young). Printed in the appendix and evaluated by :func:`approximation_floor`.
+APPROXIMATION_FLOOR = (sp.Sum(FLOOR_SIGMA[_FLOOR_I] ** 2, (_FLOOR_I, FLOOR_H + 1, FLOOR_RHO))
+                       / sp.Sum(FLOOR_SIGMA[_FLOOR_I] ** 2, (_FLOOR_I, 1, FLOOR_RHO)))
 
 
 def approximation_floor(singular_values: list[float], heads: int) -> float:
-    """``sum_{i>H} sigma_i^2 / sum_i sigma_i^2`` (0 from ``H = rho`` on)."""
-    energy = [s * s for s in singular_values]
-    total = sum(energy)
-    return sum(energy[heads:]) / total if total else 0.0
+    """:data:`APPROXIMATION_FLOOR` at ``H = heads`` and the given singular values (the
+    printed formula itself, summed out by sympy; 0 from ``H = rho`` on, and for a zero
+    matrix)."""
+    rho = len(singular_values)
+    if rho == 0 or not any(singular_values):
+        return 0.0
+    expr = APPROXIMATION_FLOOR.subs({FLOOR_H: min(heads, rho), FLOOR_RHO: rho}).doit()
+    return float(expr.subs({FLOOR_SIGMA[i + 1]: sp.Float(v, 30)
+                            for i, v in enumerate(singular_values)}))

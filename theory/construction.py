@@ -1,4 +1,4 @@
-"""The construction theorem's algebra (DESIGN 3.2): block matrices ``M_delta``, exactly.
+"""The construction theorem's algebra (docs/theory.md §3.2): block matrices ``M_delta``, exactly.
 
 A convolution acts on patch tokens (row vectors) as ``y_q = sum_delta x_{q+delta} M_delta
 + beta``. :func:`block_taps` says which kernel tap sits where in each ``M_delta``; it is
@@ -7,7 +7,7 @@ weights and that :func:`symbolic_blocks` instantiates with sympy symbols.
 
 :func:`prove_identity` proves the identity as an exact polynomial identity (symbolic
 kernel entries, bias and pixels) at every output pixel of a small instance, against
-:func:`conv_by_definition`, an independent transcription of DESIGN 2's formula.
+:func:`conv_by_definition`, an independent transcription of docs/theory.md §2's formula.
 """
 
 from __future__ import annotations
@@ -46,6 +46,19 @@ def block_taps(geom: ConvGeometry) -> dict[tuple[int, int], tuple[BlockTap, ...]
     return {d: tuple(v) for d, v in taps.items()}
 
 
+def structural_widths(geom: ConvGeometry) -> tuple[int, ...]:
+    """Value width per head of the plan for a generic kernel (docs/theory.md §3.2):
+    ``min(#nonzero rows, #nonzero columns)`` of ``M_delta``, i.e. the input pixels some tap
+    reads times ``C_in`` against the output pixels times ``C_out``. A specific kernel (zero
+    taps or channels) never needs more; it is what ``numeric.blocks.factorize`` uses."""
+    widths = []
+    for taps in block_taps(geom).values():
+        reads = len({bt.in_pixel for bt in taps})
+        writes = len({bt.out_pixel for bt in taps})
+        widths.append(min(reads * geom.in_channels, writes * geom.out_channels))
+    return tuple(widths)
+
+
 def group_input_channels(out_channel: int, geom: ConvGeometry) -> range:
     """Input channels that output channel ``out_channel`` reads (its group)."""
     cin_g = geom.in_channels // geom.groups
@@ -57,7 +70,7 @@ def source_index(pos: int, length: int, pad: tuple[int, int], mode: str) -> int 
     """Which input pixel a padded position reads, per PyTorch padding mode (None: zero).
 
     ``pos`` counts from the first image pixel; positions beyond the convolution's own
-    padding ``pad = (lo, hi)`` are the zero frame of the token grid (DESIGN 2).
+    padding ``pad = (lo, hi)`` are the zero frame of the token grid (docs/theory.md §2).
     """
     if 0 <= pos < length:
         return pos
@@ -108,7 +121,8 @@ def symbolic_blocks(geom: ConvGeometry, w: dict) -> dict[tuple[int, int], sp.Mat
 
 
 def conv_by_definition(x: list, w: dict, bias: list, geom: ConvGeometry, mode: str) -> list:
-    """``y[o][i][j] = b[o] + sum w[o,c,s,t] * x[c, i*stride + s*dil - pad, ...]`` (DESIGN 2)."""
+    """``y[o][i][j] = b[o] + sum w[o,c,s,t] * x[c, i*stride + s*dil - pad, ...]``
+    (docs/theory.md §2)."""
     H, W = len(x[0]), len(x[0][0])
     r, q = geom.rows, geom.cols
     cin_g = geom.in_channels // geom.groups

@@ -1,11 +1,11 @@
-"""Where a convolution's taps land on a patch grid (DESIGN.md sections 2 and 3.1).
+"""Where a convolution's taps land on a patch grid (docs/theory.md §2 and §3.1).
 
 This module is the single source of truth for the geometry of the construction: which
 patch offsets a head plan needs, where each kernel tap lands inside a neighbouring patch,
 and how large the token frame around the image must be. ``numeric/`` and ``proofs/`` ask
 it; they never re-derive offsets.
 
-Conventions (DESIGN 2). Along one axis an output pixel ``i`` of a convolution reads the
+Conventions (docs/theory.md §2). Along one axis an output pixel ``i`` of a convolution reads the
 input pixels ``i*stride + s*dilation - pad_lo`` for ``s = 0..K-1``. With patches of ``P``
 input pixels and ``P_out = P/stride`` output pixels, output pixel ``i = A*P_out + u``
 (output patch ``A``, in-patch position ``u``) reads input pixel ``(A + delta)*P + u'``
@@ -25,7 +25,7 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 def token_index(row: int, col: int, channel: int, patch_cols: int, channels: int) -> int:
     """Position of pixel ``(row, col)``, channel ``channel`` inside a flattened token.
 
-    The one flattening order of the project (DESIGN 2): ``(u, v, c)`` with the channel
+    The one flattening order of the project (docs/theory.md §2): ``(u, v, c)`` with the channel
     fastest, as in the usual ViT patch embedding. ``numeric.patches`` realises it.
     """
     return (row * patch_cols + col) * channels + channel
@@ -54,7 +54,8 @@ class TapPlacement:
 
 
 def offset_interval(a: int, b: int, patch_size: int, stride: int = 1) -> tuple[int, int]:
-    """The patch offsets reached by taps spanning ``[-a, b]`` (the offset lemma, DESIGN 3.1).
+    """The patch offsets reached by taps spanning ``[-a, b]`` (the offset lemma,
+    docs/theory.md §3.1).
 
     Returns ``(lo, hi)`` with ``lo = floor(-a/P)`` and ``hi = floor((P - stride + b)/P)``.
     For a contiguous span (dilation 1) the offsets needed are exactly ``lo..hi``; for a
@@ -221,7 +222,7 @@ def resolve_padding(
 class ConvGeometry:
     """A 2-D convolution on a patch grid: two axes plus channels and groups.
 
-    The head plan (DESIGN 3.2) is the product of the per-axis offset sets, row-major:
+    The head plan (docs/theory.md §3.2) is the product of the per-axis offset sets, row-major:
     one head per 2-D offset ``(da, db)``.
     """
 

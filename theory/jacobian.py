@@ -1,4 +1,4 @@
-"""The Jacobian lemma (DESIGN 3.3) and the role of positions (DESIGN 3.5), symbolically.
+"""The Jacobian lemma (docs/theory.md §3.3) and the role of positions (§3.5), symbolically.
 
 A tiny MHSA of the standard form is built with every weight, bias, relative-bias entry and
 input a sympy symbol. Then:

@@ -1,4 +1,4 @@
-"""The minimum number of heads for a specific kernel: ``rho`` or ``rho + 1`` (DESIGN 3.4).
+"""The minimum number of heads for a specific kernel: ``rho`` or ``rho + 1`` (docs/theory.md §3.4).
 
 Let ``Mat`` have rows ``vec(M_delta)``, keeping only the offsets with ``M_delta != 0``
 (the others need no attention), and ``rho = rank(Mat)``. With content-free scores head
@@ -98,3 +98,88 @@ def nonzero_rows(rows: Matrix) -> list[int]:
 def minimum_heads(rank: int, cert: PositivityCertificate) -> int:
     """``rho`` with a positive vector in the span, ``rho + 1`` with a Farkas certificate."""
     return rank if cert.kind == "positive" else rank + 1
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """``Mat = A W`` exactly over the rationals: ``columns`` are the columns of ``A`` (one
+    probability vector over the rows of ``Mat`` per head), ``weights`` the rows of ``W``
+    (one ``vec(W^h)`` per head)."""
+
+    columns: tuple[tuple[Fraction, ...], ...]
+    weights: tuple[tuple[Fraction, ...], ...]
+
+    @property
+    def heads(self) -> int:
+        return len(self.columns)
+
+
+def _qq(rows: Matrix):
+    """Rows of rationals as a sympy ``DomainMatrix`` over QQ."""
+    from sympy import QQ
+    from sympy.polys.matrices import DomainMatrix
+
+    data = [[QQ(Fraction(v).numerator, Fraction(v).denominator) for v in row] for row in rows]
+    return DomainMatrix(data, (len(rows), len(rows[0])), QQ)
+
+
+def _solve(A_rows: list[list[Fraction]], B_rows: Matrix) -> list[list[Fraction]]:
+    """The exact ``W`` with ``A W = B`` for ``A`` of full column rank (rows of ``A``, ``B``):
+    solved on a set of independent rows of ``A`` (the pivots of ``A^T``'s echelon form)."""
+    _, pivots = _qq(A_rows).transpose().rref()
+    pick = list(pivots)
+    W = _qq([A_rows[i] for i in pick]).inv().matmul(_qq([B_rows[i] for i in pick]))
+    return [[Fraction(int(v.numerator), int(v.denominator)) for v in row]
+            for row in W.to_list()]
+
+
+def decompose(span: Matrix, full: Matrix, cert: PositivityCertificate) -> Decomposition:
+    """Exact probability heads for a kernel (docs/theory.md §3.4).
+
+    Args:
+        span: the rows ``vec(M_delta)`` of the offsets with ``M_delta != 0`` with equal
+            columns merged (``theory.bounds.span_rows``): the same column space as ``full``.
+        full: the same rows with every entry of ``vec(M_delta)``.
+        cert: the positivity certificate of ``span`` (:func:`verify` must accept it).
+    Returns:
+        ``rho`` heads (positive certificate) or ``rho + 1`` (Farkas): ``A``'s columns are
+        ``b_i + t p`` (``b_i`` independent columns of ``span``, ``p`` a positive vector in
+        the column space, or the all-ones vector joining them) scaled to sum 1, and ``W``
+        solves ``A W = full`` exactly.
+    """
+    rank = exact_rank(span)
+    basis = [[Fraction(row[c]) for row in span] for c in rank.pivot_cols]   # rho columns
+    m = len(span)
+    if cert.kind == "positive":
+        p = [sum((Fraction(v) * z for v, z in zip(row, cert.vector, strict=True)),
+                 Fraction(0)) for row in span]
+    else:
+        p = [Fraction(1)] * m
+    # t large enough that every b_i + t p is positive
+    t = 1 + max([Fraction(0), *(-b[j] / p[j] for b in basis for j in range(m))])
+    while True:
+        columns = [[b[j] + t * p[j] for j in range(m)] for b in basis]
+        if cert.kind == "farkas":
+            columns.append(list(p))
+        A_rows = [[col[j] for col in columns] for j in range(m)]
+        if _qq(A_rows).rank() == len(columns):
+            break
+        t += 1  # 1 + t * sum(c) == 0 for this t only: the next one keeps them independent
+    columns = [[v / sum(col) for v in col] for col in columns]
+    A_rows = [[col[j] for col in columns] for j in range(m)]
+    weights = _solve(A_rows, full)
+    return Decomposition(tuple(tuple(c) for c in columns), tuple(tuple(w) for w in weights))
+
+
+def verify_decomposition(full: Matrix, dec: Decomposition) -> bool:
+    """Exactly: every column of ``A`` is a probability vector and ``A W == full``."""
+    if any(v < 0 for col in dec.columns for v in col) or \
+            any(sum(col) != 1 for col in dec.columns):
+        return False
+    for j, row in enumerate(full):
+        for d, target in enumerate(row):
+            value = sum((col[j] * w[d] for col, w in zip(dec.columns, dec.weights, strict=True)),
+                        Fraction(0))
+            if value != Fraction(target):
+                return False
+    return True

@@ -1,4 +1,4 @@
-"""The offset lemma (DESIGN 3.1) as exact objects, a certificate proof and a brute force.
+"""The offset lemma (docs/theory.md §3.1) as exact objects, a certificate proof and a brute force.
 
 Statement. Let ``P = stride*Q`` (``Q >= 1`` output pixels per patch and axis), and let
 the taps span ``[-a, b]`` with ``a, b >= 0``. The patch offsets
@@ -15,7 +15,10 @@ Three independent checks: :func:`range_proof`, :func:`surjectivity_proofs` and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 
 import sympy as sp
 
@@ -24,15 +27,71 @@ from theory.geometry import AxisGeometry, offset_interval
 
 # Integer symbols of the lemma. P is not a free symbol: P = stride*Q keeps stride | P.
 Q, stride, a, b, u, t, m, lo, hi, c = sp.symbols("Q sigma a b u t m lo hi c", integer=True)
+ca, cb = sp.symbols("c_a c_b", integer=True)
 P = stride * Q
 x = u * stride + t  # the input position read, relative to the first pixel of the patch
 
-# The statement as sympy objects (rendered into the appendix by report/).
+# The statement as sympy objects. These very objects are printed into the appendix AND
+# consumed by every check: the certificate proofs derive their floor/ceiling facts from
+# them (:func:`definition_facts`), ``theory.smt`` translates them for z3, and
+# :func:`brute_force` evaluates them (:func:`evaluate`).
 P_sym = sp.Symbol("P", integer=True, positive=True)
 LOWER = sp.floor(-a / P_sym)
 UPPER = sp.floor((P_sym - stride + b) / P_sym)
 COUNT = UPPER - LOWER + 1
 COUNT_STRIDE_ONE = sp.ceiling(a / P_sym) + sp.ceiling(b / P_sym) + 1
+FORMULAS = {"lower": LOWER, "upper": UPPER, "count": COUNT, "count1": COUNT_STRIDE_ONE}
+
+
+def _single_atom(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """``expr = coeff * atom + rest`` with one floor/ceiling ``atom`` and ``coeff = +-1``."""
+    atoms = list(expr.atoms(sp.floor, sp.ceiling))
+    if len(atoms) != 1:
+        raise ValueError(f"{expr} must hold exactly one floor or ceiling, found {atoms}")
+    atom = atoms[0]
+    terms = [term for term in sp.Add.make_args(expr) if term.has(atom)]
+    coeff = sp.simplify(terms[0] / atom) if len(terms) == 1 else None
+    rest = sp.expand(expr - terms[0]) if len(terms) == 1 else expr
+    if coeff not in (1, -1) or rest.atoms(sp.floor, sp.ceiling):
+        raise ValueError(f"{expr} must be +-floor(.) or +-ceiling(.) plus a polynomial")
+    return coeff, atom, rest
+
+
+def definition_facts(name: str, value: sp.Expr, expr: sp.Expr, text: str,
+                     substitutions: dict | None = None) -> tuple[Fact, Fact]:
+    """The two integer inequalities that define ``value == expr`` for ``expr`` with one
+    floor or ceiling of a quotient ``num/den`` (``den > 0``), derived from ``expr`` itself:
+    ``k*den <= num <= k*den + den - 1`` for ``k = floor(num/den)``, and
+    ``(k-1)*den + 1 <= num <= k*den`` for ``k = ceiling(num/den)``.
+
+    ``substitutions`` replace symbols first (by default ``P -> stride*Q``). Named
+    ``<name>_lower`` and ``<name>_upper``.
+    """
+    expr = expr.subs(substitutions if substitutions is not None else {P_sym: P})
+    coeff, atom, rest = _single_atom(expr)
+    k = sp.expand((value - rest) * coeff)  # the value of the atom
+    num, den = sp.fraction(sp.together(atom.args[0]))
+    if isinstance(atom, sp.floor):
+        lower, upper = num - k * den, k * den + den - 1 - num
+    else:
+        lower, upper = k * den - num, num - (k - 1) * den - 1
+    return (Fact(f"{name}_lower", sp.expand(lower), f"{text} (lower side)"),
+            Fact(f"{name}_upper", sp.expand(upper), f"{text} (upper side)"))
+
+
+def evaluate(expr: sp.Expr, **values: int) -> int:
+    """``expr`` at integer values (``P=..., a=..., b=..., sigma=...``), exactly: floors and
+    ceilings of exact fractions (``sympy.lambdify`` with ``Fraction`` arguments)."""
+    names = sorted(values)
+    symbols = [{"P": P_sym, "a": a, "b": b, "sigma": stride}[k] for k in names]
+    f = _lambdified(expr, tuple(symbols))
+    return int(f(*(Fraction(values[k]) for k in names)))
+
+
+@lru_cache(maxsize=64)
+def _lambdified(expr: sp.Expr, symbols: tuple):
+    return sp.lambdify(symbols, expr, modules=[{"floor": math.floor, "ceiling": math.ceil}])
+
 
 _P_POSITIVE = Step(
     "P_ge_1", P - 1,
@@ -47,12 +106,8 @@ def _base_facts() -> list[Fact]:
         Fact("stride_ge_1", stride - 1, "stride >= 1"),
         Fact("a_ge_0", a, "a >= 0"),
         Fact("b_ge_0", b, "b >= 0"),
-        Fact("lo_floor_lower", -a - lo * P, "lo*P <= -a  (lo = floor(-a/P))"),
-        Fact("lo_floor_upper", lo * P + P - 1 + a, "-a <= lo*P + P - 1"),
-        Fact("hi_floor_lower", P - stride + b - hi * P,
-             "hi*P <= P - stride + b  (hi = floor((P - stride + b)/P))"),
-        Fact("hi_floor_upper", hi * P + P - 1 - (P - stride + b),
-             "P - stride + b <= hi*P + P - 1"),
+        *definition_facts("lo_floor", lo, LOWER, "lo = LOWER"),
+        *definition_facts("hi_floor", hi, UPPER, "hi = UPPER"),
     ]
 
 
@@ -182,30 +237,61 @@ def surjectivity_proofs() -> tuple[InequalityProof, ...]:
     return tuple(proofs)
 
 
-def count_proof() -> InequalityProof:
-    """With stride 1, ``hi = floor((P - 1 + b)/P)`` equals ``ceil(b/P)``.
+def _count_atoms() -> dict[str, sp.Expr]:
+    """The two ceilings of :data:`COUNT_STRIDE_ONE`, named by the span they measure."""
+    atoms = {}
+    for atom in COUNT_STRIDE_ONE.atoms(sp.floor, sp.ceiling):
+        names = [n for n, sym in (("c_a", a), ("c_b", b)) if atom.has(sym)]
+        if len(names) != 1:
+            raise ValueError(f"{atom} in the count formula must measure a or b alone")
+        atoms[names[0]] = atom
+    if sorted(atoms) != ["c_a", "c_b"]:
+        raise ValueError(f"the count formula {COUNT_STRIDE_ONE} must measure a and b once each")
+    return atoms
 
-    Together with ``-lo = -floor(-a/P) = ceil(a/P)`` (the definition of ceiling) this gives
-    the count ``hi - lo + 1 = ceil(a/P) + ceil(b/P) + 1``.
+
+def count_proof() -> InequalityProof:
+    """With stride 1: ``hi - lo + 1`` equals :data:`COUNT_STRIDE_ONE`.
+
+    The facts come from the printed formulas (stride 1, so ``P = Q``): ``lo`` and ``hi``
+    from :data:`LOWER` and :data:`UPPER`, ``c_a`` and ``c_b`` from the two ceilings of
+    :data:`COUNT_STRIDE_ONE`. Certified steps give ``hi = c_b`` and ``lo = -c_a``; the last
+    two steps show that :data:`COUNT_STRIDE_ONE` (its ceilings replaced by ``c_a``, ``c_b``)
+    minus ``hi - lo + 1`` is both ``>= 0`` and ``<= 0``.
     """
-    one = {stride: 1}
+    one = {P_sym: Q, stride: 1}
+    atoms = _count_atoms()
+    names = {"c_a": ca, "c_b": cb}
+    count = COUNT_STRIDE_ONE.subs(one).subs({atom.subs(one): names[k]
+                                             for k, atom in atoms.items()})
+    difference = sp.expand(count - (hi - lo + 1))
     facts = (
         Fact("Q_ge_1", Q - 1, "P >= 1 (stride 1, so P = Q)"),
-        Fact("hi_floor_lower", (P - stride + b - hi * P).subs(one), "hi*P <= P - 1 + b"),
-        Fact("hi_floor_upper", (hi * P + P - 1 - (P - stride + b)).subs(one),
-             "P - 1 + b <= hi*P + P - 1"),
-        Fact("c_ceil_lower", c * Q - b, "c*P >= b  (c = ceil(b/P))"),
-        Fact("c_ceil_upper", b - (c - 1) * Q - 1, "(c - 1)*P < b"),
+        *definition_facts("lo_floor", lo, LOWER, "lo = LOWER", one),
+        *definition_facts("hi_floor", hi, UPPER, "hi = UPPER", one),
+        *definition_facts("ca_ceil", ca, atoms["c_a"], "c_a = ceil(a/P)", one),
+        *definition_facts("cb_ceil", cb, atoms["c_b"], "c_b = ceil(b/P)", one),
     )
+    neg = (1, (NEGATION,))
     steps = (
-        Step("c_ge_hi", c - hi,
-             ((1, ("hi_floor_lower",)), (1, ("c_ceil_lower",)), (1, ("Q_ge_1", NEGATION)),
-              (1, (NEGATION,))),
-             "c >= hi", by_contradiction=True),
-        Step("hi_ge_c", hi - c,
-             ((1, ("hi_floor_upper",)), (1, ("c_ceil_upper",)), (1, ("Q_ge_1", NEGATION)),
-              (1, (NEGATION,))),
-             "hi >= c", by_contradiction=True),
+        Step("cb_ge_hi", cb - hi,
+             ((1, ("hi_floor_lower",)), (1, ("cb_ceil_lower",)), (1, ("Q_ge_1", NEGATION)),
+              neg), "c_b >= hi", by_contradiction=True),
+        Step("hi_ge_cb", hi - cb,
+             ((1, ("hi_floor_upper",)), (1, ("cb_ceil_upper",)), (1, ("Q_ge_1", NEGATION)),
+              neg), "hi >= c_b", by_contradiction=True),
+        Step("ca_ge_minus_lo", ca + lo,
+             ((1, ("ca_ceil_lower",)), (1, ("lo_floor_upper",)), (1, ("Q_ge_1", NEGATION)),
+              neg), "c_a >= -lo", by_contradiction=True),
+        Step("minus_lo_ge_ca", -lo - ca,
+             ((1, ("lo_floor_lower",)), (1, ("ca_ceil_upper",)), (1, ("Q_ge_1", NEGATION)),
+              neg), "-lo >= c_a", by_contradiction=True),
+        Step("count_ge", difference,
+             ((1, ("cb_ge_hi",)), (1, ("ca_ge_minus_lo",))),
+             "count formula >= hi - lo + 1"),
+        Step("count_le", -difference,
+             ((1, ("hi_ge_cb",)), (1, ("minus_lo_ge_ca",))),
+             "count formula <= hi - lo + 1"),
     )
     return InequalityProof("offset count (stride 1)", facts, steps)
 
@@ -228,10 +314,12 @@ class BruteForceResult:
 def brute_force(max_patch: int = 6, max_span: int = 13, max_dilation: int = 4) -> BruteForceResult:
     """Enumerate all small ``P, stride | P, a, b, u, t`` and compare with the lemma.
 
-    Checks, for every case: the offsets reached equal ``offset_interval`` exactly
-    (contiguous taps), the stride-1 count formula, and that ``AxisGeometry.offsets`` (the
-    head plan used by the numeric code) agrees; for dilated kernels, that the offsets lie
-    inside the interval (they may skip patches when ``dilation > P``).
+    The lemma's side is the printed formulas, evaluated exactly (:func:`evaluate`). For
+    every case: the offsets reached are exactly ``LOWER..UPPER`` (contiguous taps), with
+    stride 1 there are ``COUNT_STRIDE_ONE`` of them, and ``offset_interval`` (what the
+    numeric code uses) agrees. For dilated kernels: ``AxisGeometry.offsets`` (the head
+    plan) lies inside the interval, and with stride 1 and dilation ``<= P`` it is the whole
+    interval, ``COUNT_STRIDE_ONE`` offsets.
     """
     cases = dilated = strict = 0
     for P_ in range(1, max_patch + 1):
@@ -240,26 +328,39 @@ def brute_force(max_patch: int = 6, max_span: int = 13, max_dilation: int = 4) -
                 for b_ in range(0, max_span + 1):
                     reached = {(uu * s + tt) // P_ for uu in range(P_ // s)
                                for tt in range(-a_, b_ + 1)}
-                    lo_, hi_ = offset_interval(a_, b_, P_, s)
+                    lo_ = evaluate(LOWER, P=P_, a=a_, b=b_, sigma=s)
+                    hi_ = evaluate(UPPER, P=P_, a=a_, b=b_, sigma=s)
                     cases += 1
                     if reached != set(range(lo_, hi_ + 1)):
                         return BruteForceResult(cases, dilated, strict,
-                                                f"P={P_} stride={s} a={a_} b={b_}: {reached}")
-                    if s == 1 and hi_ - lo_ + 1 != -(-a_ // P_) + -(-b_ // P_) + 1:
+                                                f"P={P_} stride={s} a={a_} b={b_}: reached "
+                                                f"{sorted(reached)}, formulas {lo_}..{hi_}")
+                    if offset_interval(a_, b_, P_, s) != (lo_, hi_):
+                        return BruteForceResult(cases, dilated, strict,
+                                                f"offset_interval differs at P={P_} "
+                                                f"stride={s} a={a_} b={b_}")
+                    if s == 1 and hi_ - lo_ + 1 != evaluate(COUNT_STRIDE_ONE, P=P_, a=a_, b=b_):
                         return BruteForceResult(cases, dilated, strict,
                                                 f"count formula fails at P={P_} a={a_} b={b_}")
             for k in range(1, max_span + 2):
                 for d in range(1, max_dilation + 1):
                     for pad in range(0, d * (k - 1) + 1):
                         geom = AxisGeometry(k, P_, d, s, pad, pad)
-                        lo_, hi_ = geom.interval()
+                        span_a, span_b = geom.span
+                        interval = set(range(evaluate(LOWER, P=P_, a=span_a, b=span_b, sigma=s),
+                                             evaluate(UPPER, P=P_, a=span_a, b=span_b,
+                                                      sigma=s) + 1))
                         offsets = set(geom.offsets())
                         dilated += 1
-                        if d == 1 and offsets != set(range(lo_, hi_ + 1)):
+                        if (d == 1 or (s == 1 and d <= P_)) and offsets != interval:
                             return BruteForceResult(cases, dilated, strict,
-                                                    f"head plan differs: {geom}")
-                        if not offsets <= set(range(lo_, hi_ + 1)):
+                                                    f"head plan is not the interval: {geom}")
+                        if s == 1 and d <= P_ and len(offsets) != evaluate(
+                                COUNT_STRIDE_ONE, P=P_, a=span_a, b=span_b):
+                            return BruteForceResult(cases, dilated, strict,
+                                                    f"head count is not the formula: {geom}")
+                        if not offsets <= interval:
                             return BruteForceResult(cases, dilated, strict,
                                                     f"offset outside interval: {geom}")
-                        strict += offsets != set(range(lo_, hi_ + 1))
+                        strict += offsets != interval
     return BruteForceResult(cases, dilated, strict, None)

@@ -1,4 +1,4 @@
-"""Finite softmax gap (DESIGN 3.4): how far a head with score lead ``alpha`` is from hard.
+"""Finite softmax gap (docs/theory.md §3.4): how far a head with score lead ``alpha`` is from hard.
 
 A head whose target key scores ``alpha`` above each of the other ``n - 1`` keys puts weight
 ``w = 1/(1 + (n-1) e^{-alpha})`` on the target. Then (each identity proved by sympy):
@@ -13,7 +13,6 @@ A head whose target key scores ``alpha`` above each of the other ``n - 1`` keys 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import sympy as sp
@@ -24,6 +23,13 @@ TARGET_WEIGHT = 1 / (1 + (n - 1) * sp.exp(-alpha))
 OFF_TARGET = (n - 1) / (sp.exp(alpha) + n - 1)
 SIMPLE_BOUND = (n - 1) * sp.exp(-alpha)
 BOUND_SLACK = (n - 1) ** 2 * sp.exp(-alpha) / (sp.exp(alpha) + n - 1)
+ALPHA_SIMPLE = sp.log((n - 1) * D / eps)       # solves (n-1) e^-alpha D = eps
+ALPHA_EXACT = sp.log((n - 1) * (D / eps - 1))  # solves (1 - w) D = eps
+# The averaging identity over any number of keys (k indexes them, t is the target).
+_k = sp.Symbol("k", integer=True, positive=True)
+_A, _v, _vt = sp.IndexedBase("A"), sp.IndexedBase("v"), sp.Symbol("v_t")
+AVERAGING = sp.Eq(sp.Sum(_A[_k] * _v[_k], (_k, 1, n)) - _vt * sp.Sum(_A[_k], (_k, 1, n)),
+                  sp.Sum(_A[_k] * (_v[_k] - _vt), (_k, 1, n)))
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,9 @@ def _zero(expr: sp.Expr) -> bool:
     return sp.simplify(expr) == 0
 
 
-def prove_gap_bound(values: int = 3) -> GapProof:
-    """Prove the identities symbolically; the averaging identity for ``values`` keys."""
+def prove_gap_bound() -> GapProof:
+    """Prove the identities symbolically, in free symbols ``n, alpha, D, eps`` (and a sum
+    over ``n`` keys for the averaging identity), on the module's printed objects."""
     identities = {
         "1 - w == (n-1)/(e^alpha + n - 1)": _zero(1 - TARGET_WEIGHT - OFF_TARGET),
         "(n-1)e^-alpha - (1-w) == (n-1)^2 e^-alpha/(e^alpha+n-1)":
@@ -53,29 +60,26 @@ def prove_gap_bound(values: int = 3) -> GapProof:
     # The slack is a product and quotient of positive factors when n >= 1.
     identities["slack >= 0 (n >= 1)"] = bool(
         BOUND_SLACK.subs(n, sp.Symbol("m", positive=True) + 1).is_nonnegative)
-    # Averaging identity for a softmax over `values` keys, target t = 0.
-    s = sp.symbols(f"s0:{values}", real=True)
-    v = sp.symbols(f"v0:{values}", real=True)
-    A = [sp.exp(si) / sum(sp.exp(sj) for sj in s) for si in s]
-    lhs = sum(a * vi for a, vi in zip(A, v, strict=True)) - v[0]
-    rhs = sum(A[k] * (v[k] - v[0]) for k in range(1, values))
-    identities["sum_k A_k v_k - v_t == sum_{k!=t} A_k (v_k - v_t)"] = _zero(lhs - rhs)
-    # The gap needed for error eps.
-    simple = sp.solve(sp.Eq(SIMPLE_BOUND * D, eps), alpha)
-    exact = sp.solve(sp.Eq(OFF_TARGET * D, eps), alpha)
-    identities["alpha_simple solves (n-1) e^-alpha D = eps"] = bool(
-        simple) and _zero((SIMPLE_BOUND * D).subs(alpha, simple[0]) - eps)
-    identities["alpha_exact solves (1-w) D = eps"] = bool(
-        exact) and _zero((OFF_TARGET * D).subs(alpha, exact[0]) - eps)
-    return GapProof(identities, simple[0] if simple else sp.nan,
-                    exact[0] if exact else sp.nan)
+    # sum_k A_k v_k - v_t sum_k A_k == sum_k A_k (v_k - v_t); with sum_k A_k = 1 the head's
+    # error is sum_{k != t} A_k (v_k - v_t) (the k = t term vanishes).
+    identities["sum_k A_k v_k - v_t sum_k A_k == sum_k A_k (v_k - v_t), any n"] = _zero(
+        AVERAGING.lhs - AVERAGING.rhs)
+    identities["alpha_simple solves (n-1) e^-alpha D = eps"] = _zero(
+        (SIMPLE_BOUND * D).subs(alpha, ALPHA_SIMPLE) - eps)
+    identities["alpha_exact solves (1-w) D = eps"] = _zero(
+        (OFF_TARGET * D).subs(alpha, ALPHA_EXACT) - eps)
+    return GapProof(identities, ALPHA_SIMPLE, ALPHA_EXACT)
+
+
+_OFF_TARGET = sp.lambdify((n, alpha), OFF_TARGET, modules="math")
+_ALPHA_SIMPLE = sp.lambdify((n, D, eps), ALPHA_SIMPLE, modules="math")
 
 
 def off_target_mass(keys: int, gap: float) -> float:
     """``1 - w = (n-1)/(e^alpha + n - 1)`` for ``n = keys`` (numerically stable)."""
     if keys < 1:
         raise ValueError(f"keys={keys} must be >= 1")
-    return (keys - 1) / (math.exp(gap) + keys - 1) if gap < 700 else 0.0
+    return float(_OFF_TARGET(keys, gap)) if gap < 700 else 0.0  # the printed formula
 
 
 def alpha_for_error(error: float, keys: int, spread: float) -> float:
@@ -84,4 +88,4 @@ def alpha_for_error(error: float, keys: int, spread: float) -> float:
         raise ValueError("need error > 0, spread >= 0, keys >= 1")
     if keys == 1 or spread == 0:
         return 0.0
-    return max(0.0, math.log((keys - 1) * spread / error))
+    return max(0.0, float(_ALPHA_SIMPLE(keys, spread, error)))

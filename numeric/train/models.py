@@ -1,4 +1,5 @@
-"""The networks of the two-phase experiment (DESIGN 1 and 3.6), short enough to read at once.
+"""The networks of the two-phase experiment (docs/theory.md §1 and §3.6), short enough to
+read at once.
 
     image --stem (1x1 conv, per pixel)--> C' channels --patchify--> tokens (P*P*C')
           --[x + Mixer(LN(x)); x + MLP(LN(x))] x depth--> LN --mean over tokens--> linear
@@ -160,11 +161,11 @@ def phase2_net(cfg: NetConfig) -> TokenNet:
 
 @torch.no_grad()
 def convert(phase1: TokenNet, alpha: float | None = None) -> TokenNet:
-    """A phase-2 network equal to ``phase1`` (DESIGN 3.6): a copy whose every convolutional
+    """A phase-2 network equal to ``phase1`` (docs/theory.md §3.6): a copy whose every convolutional
     mixer is replaced by ``as_attention`` of it, heads padded to the phase-2 value widths.
 
     ``alpha=None`` is exact (hard masks, untrainable attention pattern); a finite ``alpha``
-    leaves every score trainable at the price of the softmax-gap error (DESIGN 3.4).
+    leaves every score trainable at the price of the softmax-gap error (docs/theory.md §3.4).
     The original network is not modified.
     """
     cfg = phase1.cfg

@@ -1,4 +1,4 @@
-"""Exact transfer of a whole network (DESIGN 3.6), checked in float64.
+"""Exact transfer of a whole network (docs/theory.md §3.6), checked in float64.
 
 A phase-1 network and ``convert(phase1)`` differ only in their token mixers, so they
 compute the same function exactly when every converted mixer equals its convolution (the
@@ -94,7 +94,7 @@ def transfer_check(phase1: TokenNet, x: torch.Tensor) -> TransferCheck:
         conv, attn = block1.mixer.conv, block2.mixer.attention
         with torch.no_grad():
             y_conv, y_attn = conv(image), attn(image)
-            bound = attention_error_bound(attn, image) + conv_error_bound(conv, image,
+            bound = attention_error_bound(attn, conv, image) + conv_error_bound(conv, image,
                                                                           torch.float64)
         err = (y_conv - y_attn).abs()
         mixer_ratio = max(mixer_ratio, float((err / bound).max()))

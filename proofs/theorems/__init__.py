@@ -1,4 +1,4 @@
-"""Every theorem of the project, one module each, in the order of DESIGN.md section 3."""
+"""Every statement of the project, one module each, in the order of docs/theory.md §3."""
 
 from proofs.theorems import (
     approximation_floor,
@@ -21,6 +21,7 @@ THEOREMS = (
     lower_bound.THEOREM,
     pixel_vs_patch.THEOREM,
     unified_rank.THEOREM,
+    unified_rank.FORMULA,
     softmax_gap.THEOREM,
     approximation_floor.THEOREM,
     minimal_heads.THEOREM,

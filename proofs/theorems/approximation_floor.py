@@ -1,4 +1,4 @@
-"""Approximation floor (DESIGN 3.4): with ``H < rho`` heads the error cannot vanish."""
+"""Approximation floor (docs/theory.md §3.4): with ``H < rho`` heads the error cannot vanish."""
 
 from __future__ import annotations
 
@@ -16,26 +16,42 @@ def imitation_target(seed: int) -> nn.Conv2d:
     return nn.Conv2d(1, 1, 3, padding=1, bias=False).double()
 
 
+# Two-sided check (docs/theory.md §3.4). Below: no trained MHSA beats the floor (the
+# theorem; only float64 rounding of both sides is allowed). Above: the optimiser must get
+# close, or the lower side would pass vacuously (an untrained layer sits near 1). One head
+# is held against the exact optimum of one content-free head (the floor drops its sign
+# constraint); more heads against the floor itself, with a wider margin for the
+# optimiser's local minima.
+ONE_HEAD_MARGIN = 0.05
+MARGIN = 0.25
+ROUNDING = 1e-9
+
+
 def _training(ctx: CheckContext) -> Evidence:
     conv = imitation_target(ctx.seed)
     floors = floor_curve(conv, 2)
     rho = sum(f > 0 for f in floors)
-    heads = (1, rho) if ctx.quick else tuple(range(1, rho + 1))
-    steps = 200 if ctx.quick else 600
-    results = [train_imitator(conv, 2, H, steps=steps, seed=ctx.seed,
-                              restarts=1 if ctx.quick or H > 3 else 3) for H in heads]
-    # The floor is a theorem about exact arithmetic; allow float64 rounding of both sides.
-    below = [r for r in results if r.small_signal_error < r.floor * (1 - 1e-9) - 1e-12]
-    excess = max(r.small_signal_error - r.floor for r in results)
+    heads = (1,) if ctx.quick else tuple(range(1, rho + 1))
+    steps = 200 if ctx.quick else 500
+    restarts = 3 if ctx.quick else 2
+    results = [train_imitator(conv, 2, H, steps=steps, seed=ctx.seed, restarts=restarts,
+                              lr=0.1 if H == 1 else 0.03) for H in heads]
     one_head = nonnegative_rank_one_error(conv, 2)
+    below = [r for r in results if r.small_signal_error < r.floor * (1 - ROUNDING) - ROUNDING]
+    far = [r for r in results
+           if r.small_signal_error > (one_head + ONE_HEAD_MARGIN if r.heads == 1
+                                      else r.floor + MARGIN)]
+    excess = max(r.small_signal_error - r.floor for r in results)
+    bad = below + far
     return Evidence(
-        not below, f"{len(results)} trained MHSAs (H = {', '.join(map(str, heads))}), "
-                   f"{steps} steps, best of 3 restarts for H <= 3" if not ctx.quick else
-                   f"{len(results)} trained MHSAs (H = {', '.join(map(str, heads))}), "
-                   f"{steps} steps", examples=len(results),
-        counterexample=f"H={below[0].heads}: {below[0].small_signal_error} < floor "
-                       f"{below[0].floor}" if below else None,
-        detail=f"never below the floor; largest excess over it {excess:.3f} (relative MSE); "
+        not bad, f"{len(results)} trained MHSAs (H = {', '.join(map(str, heads))}), "
+                 f"{steps} steps, best of {restarts} restarts", examples=len(results),
+        worst=excess, bound=MARGIN,
+        counterexample=(f"H={bad[0].heads}: {bad[0].small_signal_error:.4f} against floor "
+                        f"{bad[0].floor:.4f} (" + ("below the floor" if bad[0] in below
+                                                   else "not near it") + ")") if bad else None,
+        detail=f"never below the floor; largest excess over it {excess:.3f} (relative MSE; "
+               f"allowed {MARGIN}, for one head {ONE_HEAD_MARGIN} over the one-head optimum); "
                f"H = 1: floor {floors[1]:.3f}, best single content-free head {one_head:.3f} "
                f"(sign constraint), trained {results[0].small_signal_error:.3f}",
         data={"floors": floors, "one_head_optimum": one_head, "trained": [
@@ -76,4 +92,5 @@ THEOREM = Theorem(
                    "trained MHSAs with H = 1..rho heads never beat the floor", "training",
                    _training),
     ),
+    family="trained MHSAs",
 )

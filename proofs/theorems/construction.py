@@ -1,4 +1,4 @@
-"""The construction theorem (DESIGN 3.2): any convolution is an MHSA on patch tokens."""
+"""The construction theorem (docs/theory.md §3.2): any convolution is an MHSA on patch tokens."""
 
 from __future__ import annotations
 
@@ -6,13 +6,50 @@ import torch
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from numeric.checks import Comparison, compare_case, strict_float32
+from numeric.checks import (
+    Comparison,
+    compare_case,
+    exact_construction_mismatch,
+    random_conv,
+    strict_float32,
+)
+from numeric.conv_attention import as_attention
 from numeric.strategies import conv_cases
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from theory import construction
 from theory.cases import NAMED_CASES, identity_grid
 from theory.geometry import ConvGeometry
 from theory.offset_lemma import COUNT_STRIDE_ONE
+from theory.smt import prove_index_arithmetic
+
+
+def _index_arithmetic(ctx: CheckContext) -> Evidence:
+    results = prove_index_arithmetic()
+    failed = [r for r in results if not r.proved]
+    return Evidence(
+        not failed, f"{len(results)} claims for all integers (z3)", examples=len(results),
+        detail="; ".join(r.claim for r in results),
+        counterexample=(f"{failed[0].claim}: z3 said {failed[0].answer} "
+                        f"{failed[0].counterexample or ''}") if failed else None)
+
+
+def _exact_weights(ctx: CheckContext) -> Evidence:
+    cases = identity_grid(quick=ctx.quick)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    checked = 0
+    for case in cases:
+        for dtype in (torch.float64, torch.float32):
+            conv = random_conv(case, gen, dtype)
+            mismatch = exact_construction_mismatch(conv, as_attention(conv, case.patch_size))
+            checked += 1
+            if mismatch:
+                return Evidence(False, f"{checked} conversions", examples=checked,
+                                counterexample=f"{case} in {dtype}: {mismatch}")
+    return Evidence(True, f"{checked} conversions ({len(cases)} cases x 2 dtypes), exact",
+                    examples=checked,
+                    detail="in rationals: W_V^h W_O^h == M_delta_h (blocks built by theory "
+                           "from the kernel), masks keep delta_h alone, W_Q = W_K = 0, "
+                           "b_O = beta")
 
 
 def _symbolic_identity(ctx: CheckContext) -> Evidence:
@@ -112,9 +149,13 @@ THEOREM = Theorem(
         r"$B^h[\delta_h] = 0$ and $B^h[\delta] = -\infty$ for $\delta \ne \delta_h$, "
         r"$W_V^h W_O^h = M_{\delta_h}$ and $b_O = \beta$ computes the convolution exactly: "
         r"$y_q = \sum_{\delta \in \mathcal{D}} x_{q+\delta} M_\delta + \beta$ at every output "
-        r"token. Head $h$ needs value width $\operatorname{rank} M_{\delta_h}$ only. With "
-        r"stride 1 the number of heads is the product over both axes of $<<heads_axis>>$: "
-        r"9 when $r \le P$, $K^2$ for pixel tokens ($P = 1$)."
+        r"token. Head $h$ needs value width $\operatorname{rank} M_{\delta_h}$ at least; the "
+        r"exact split used has width $\min(\#\text{nonzero rows}, \#\text{nonzero "
+        r"columns})$ of $M_{\delta_h}$, equal to the rank for generic kernels. With stride 1 "
+        r"and dilation $d \le P$ the number of heads is the product over both axes of "
+        r"$<<heads_axis>>$: 9 when $r \le P$, $K^2$ for pixel tokens ($P = 1$, any "
+        r"dilation); with $d > P$ it is the number of offsets the taps reach, which can be "
+        r"fewer (Lemma~\ref{thm:offset_lemma})."
     ),
     proof=(
         r"Along one axis, output pixel $i = AQ + u$ of output patch $A$ reads input pixel "
@@ -128,14 +169,23 @@ THEOREM = Theorem(
         r"filled as the convolution pads (zeros, or its own mode). With content-free scores "
         r"and the mask, $A^h_{q,k} = 1$ if $k = q + \delta_h$ and $0$ otherwise (the target "
         r"key always exists in the frame, so no row is fully masked); then head $h$ "
-        r"contributes $x_{q+\delta_h} W_V^h W_O^h = x_{q+\delta_h} M_{\delta_h}$, and "
-        r"$M = W_V W_O$ is possible with inner width $\operatorname{rank} M$. For example, "
+        r"contributes $x_{q+\delta_h} W_V^h W_O^h = x_{q+\delta_h} M_{\delta_h}$. Exactly: "
+        r"$W_V^h$ holds the nonzero columns of $M_{\delta_h}$ and $W_O^h$ selects them back "
+        r"(or $W_V^h$ selects the nonzero rows and $W_O^h$ holds them), so every entry of "
+        r"$W_V^h W_O^h$ is one kernel weight times 1. The index arithmetic is proved for all "
+        r"integers by z3, the polynomial identity on the instances below. For example, "
         r"a $3\times 3$ kernel on $2\times 2$ patches has the centre and corner blocks "
         r"\[ M_{(0,0)} = <<M_centre>>, \qquad M_{(1,1)} = <<M_corner>> \] "
         r"(rows: input pixels, columns: output pixels)."
     ),
     formulas={"heads_axis": COUNT_STRIDE_ONE, **_example_blocks()},
     obligations=(
+        Obligation("construction.index_arithmetic",
+                   "the pixel head delta reads is the pixel the conv reads, for all integers",
+                   "smt", _index_arithmetic, scope="all"),
+        Obligation("construction.exact_weights",
+                   "the layer's weights are the prescribed ones, exactly in rationals",
+                   "symbolic", _exact_weights),
         Obligation("construction.symbolic_identity",
                    "sum_delta x M_delta + beta == conv, exact polynomial identity",
                    "symbolic", _symbolic_identity),
@@ -146,4 +196,6 @@ THEOREM = Theorem(
                    "random convolutions (hypothesis) vs F.conv2d and float64 reference",
                    "property", _property),
     ),
+    proved_by=("index_arithmetic",),
+    family="named and random convolutions",
 )

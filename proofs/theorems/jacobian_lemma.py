@@ -1,4 +1,4 @@
-"""The Jacobian lemma (DESIGN 3.3): at zero input an MHSA is linear with blocks
+"""The Jacobian lemma (docs/theory.md §3.3): at zero input an MHSA is linear with blocks
 ``sum_h A^h(0) W_V^h W_O^h``; and why positions must stay out of the values."""
 
 from __future__ import annotations
@@ -91,4 +91,5 @@ THEOREM = Theorem(
                    "the lemma fails with value-side relative embeddings", "symbolic",
                    _value_side),
     ),
+    family="small symbolic MHSAs and random MHSAs of 5 sizes",
 )

@@ -1,4 +1,4 @@
-"""The lower bound on heads (DESIGN 3.3): ``H >= rho = dim span{M_delta}``."""
+"""The lower bound on heads (docs/theory.md §3.3): ``H >= rho = dim span{M_delta}``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def rho_table(quick: bool, seed: int = 0) -> tuple[RhoRow, ...]:
     """``rho`` against ``(P, K, C_in, C_out)``, 'same' padding, stride and dilation 1:
     pixel input (``P = 1``) and patches, up to kernels reaching past the patch (``r > P``)."""
     patches = (1, 2, 3) if quick else (1, 2, 3, 4)
-    kernels = (1, 3, 5, 7) if quick else (1, 2, 3, 5, 7, 9)
+    kernels = (1, 3, 4, 5, 7) if quick else (1, 2, 3, 4, 5, 6, 7, 9)
     channels = ((1, 1), (3, 8)) if quick else ((1, 1), (1, 4), (3, 8))
     return tuple(rho_row(K, P, *ch, seed=seed) for P in patches for K in kernels
                  for ch in channels)
@@ -140,4 +140,5 @@ THEOREM = Theorem(
         Obligation("lower_bound.specific_kernels", "rho drops for specific kernels (exact)",
                    "certificate", _specific),
     ),
+    family="the rho table, random MHSAs and specific kernels",
 )

@@ -1,12 +1,16 @@
-"""Necessity of the two ingredients (DESIGN 3.5): positional terms, and several heads."""
+"""Necessity of the two ingredients (docs/theory.md §3.5): positional terms, and several heads."""
 
 from __future__ import annotations
 
 import torch
 
 from numeric.jacobian import autograd_jacobian, jacobian_error_bound, random_mhsa
+from numeric.minimal import minimal_plan
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from proofs.theorems.lower_bound import rho_table
+from proofs.theorems.lower_bound import rho_table, tap_kernel
+from proofs.theorems.minimal_heads import BLUR
+from theory.bounds import symbolic_generic_rank
+from theory.geometry import ConvGeometry
 from theory.jacobian import prove_permutation_equivariance
 
 
@@ -37,7 +41,7 @@ def _no_position_jacobian(ctx: CheckContext) -> Evidence:
 
 
 def _several_heads(ctx: CheckContext) -> Evidence:
-    rows = rho_table(ctx.quick, ctx.seed)
+    rows = [r for r in rho_table(ctx.quick, ctx.seed) if r.dilation == 1]
     crossing = [r for r in rows if r.construction_heads > 1]
     need = [r for r in crossing if r.patch_size >= 2 or r.in_channels * r.out_channels >= 2]
     single = [r for r in crossing if r not in need]
@@ -49,6 +53,21 @@ def _several_heads(ctx: CheckContext) -> Evidence:
                            "(see minimal_heads)")
 
 
+def _dilated_one_head(ctx: CheckContext) -> Evidence:
+    """Where (ii) stops: with dilation one head can be enough."""
+    geom = ConvGeometry.from_conv_params(kernel_size=3, patch_size=2, padding="same",
+                                         dilation=2)
+    rho = symbolic_generic_rank(geom)
+    blur = tap_kernel(3, BLUR, dilation=2)
+    heads = minimal_plan(blur, 2).heads
+    return Evidence(rho == 1 and heads == 1 and geom.num_heads == 9,
+                    "3x3 kernel dilated by 2 on 2x2 patches", examples=2,
+                    detail=f"generic rho = {rho} (exact, over Q(w)) across {geom.num_heads} "
+                           f"offsets; a dilated blur needs {heads} head",
+                    counterexample=None if rho == 1 and heads == 1 else
+                    f"rho {rho}, blur heads {heads}")
+
+
 THEOREM = Theorem(
     id="necessity",
     kind="proposition",
@@ -58,8 +77,10 @@ THEOREM = Theorem(
     statement=(
         r"(i) Without any positional term the MHSA is permutation-equivariant, so it can "
         r"equal a convolution near 0 only if $M_\delta = 0$ for every $\delta \ne 0$. "
-        r"(ii) One head is not enough: $\rho \ge 2$ for every kernel that crosses a patch "
-        r"border generically, when $P \ge 2$ or $C_{in} C_{out} \ge 2$."
+        r"(ii) One head is not enough for a generic kernel with dilation 1 that crosses a "
+        r"patch border, when $P \ge 2$ or $C_{in} C_{out} \ge 2$: then $\rho \ge 2$. With "
+        r"dilation it can be: a $3\times3$ kernel dilated by 2 on $2\times2$ patches has "
+        r"$\rho = 1$, and one head reproduces it when its entries have one sign."
     ),
     proof=(
         r"(i) Scores, softmax and values treat tokens alike, so $y(\pi X) = \pi\, y(X)$. The "
@@ -69,7 +90,10 @@ THEOREM = Theorem(
         r"hence $M_\delta = 0$ for $\delta \ne 0$. For the standard form at 0 even the "
         r"diagonal block agrees (uniform attention), which the numeric check observes. "
         r"(ii) From the lower bound and the table of $\rho$. For single-channel pixel tokens "
-        r"$\rho = 1$, and one head suffices exactly when the kernel has one sign."
+        r"$\rho = 1$, and one head suffices exactly when the kernel has one sign. With "
+        r"dilation 2 on $2\times2$ patches every tap position is even, so $u' = u$ and "
+        r"$M_\delta = w_\delta I$: $\rho = 1$, and a kernel of one sign is one head "
+        r"(Theorem~\ref{thm:minimal_heads})."
     ),
     obligations=(
         Obligation("necessity.permutation_equivariance",
@@ -80,5 +104,9 @@ THEOREM = Theorem(
                    _no_position_jacobian),
         Obligation("necessity.several_heads", "rho >= 2 for kernels crossing a patch border",
                    "certificate", _several_heads),
+        Obligation("necessity.dilated_one_head",
+                   "with dilation one head can suffice (rho = 1, exact)", "symbolic",
+                   _dilated_one_head),
     ),
+    family="small MHSAs and the rho table",
 )

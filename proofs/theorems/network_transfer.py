@@ -1,4 +1,4 @@
-"""Exact transfer of a whole network (DESIGN 3.6): the base of two-phase training."""
+"""Exact transfer of a whole network (docs/theory.md §3.6): the base of two-phase training."""
 
 from __future__ import annotations
 
@@ -71,4 +71,5 @@ THEOREM = Theorem(
         Obligation("network_transfer.real_images",
                    "phase-1 network vs converted, MNIST images", "numeric", _real_images),
     ),
+    family="random and MNIST inputs to phase-1 networks",
 )

@@ -1,4 +1,4 @@
-"""The offset lemma (DESIGN 3.1): which patch offsets a kernel's taps reach."""
+"""The offset lemma (docs/theory.md §3.1): which patch offsets a kernel's taps reach."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def _smt(ctx: CheckContext) -> Evidence:
     results = prove_offset_lemma()
     failed = [r for r in results if not r.proved]
     return Evidence(
-        not failed, f"{len(results)} claims for all integers (z3)", examples=len(results),
+        not failed, f"{len(results)} claims for all integers (z3, on the printed formulas)",
+        examples=len(results),
         detail=f"slowest solver time {max(r.seconds for r in results):.2f} s",
         counterexample=(f"{failed[0].claim}: z3 said {failed[0].answer}"
                         f" {failed[0].counterexample or ''}") if failed else None,
@@ -57,7 +58,9 @@ THEOREM = Theorem(
         r"The offsets so reached are exactly the integers from $<<lower>>$ to $<<upper>>$, "
         r"$<<count>>$ of them; for $\sigma = 1$ this is $<<count1>>$. In particular, for "
         r"$\sigma = 1$ and $1 \le a, b \le P$ they are $\{-1, 0, 1\}$: 9 offsets in two "
-        r"dimensions. A dilated kernel reaches a subset of them."
+        r"dimensions. A dilated kernel (taps $t = kd - a$, $0 \le k < K$) reaches a subset of "
+        r"them; with $\sigma = 1$ and dilation $d \le P$ it reaches all of them, so it too "
+        r"needs $<<count1>>$ heads per axis, while with $d > P$ it can skip offsets."
     ),
     proof=(
         r"\emph{Range.} With $x = u\sigma + t$, the hypotheses give $-a \le x$ and "
@@ -72,19 +75,28 @@ THEOREM = Theorem(
         r"short list of inequalities, each certified. "
         r"\emph{Count.} For $\sigma = 1$, $\lfloor (P-1+b)/P \rfloor = \lceil b/P \rceil$ "
         r"(two certified inequalities) and $-\lfloor -a/P \rfloor = \lceil a/P \rceil$. "
-        r"A dilated kernel's taps are a subset of $[-a, b]$, so its offsets are a subset; "
-        r"they can skip patches when the dilation exceeds $P$."
+        r"A dilated kernel's taps are a subset of $[-a, b]$, so its offsets are a subset. "
+        r"With $\sigma = 1$ and $d \le P$, for each $m$ in the interval take the pixel "
+        r"$x = \max(mP, -a)$, the tap $k = \min(\lfloor (x+a)/d \rfloor, K - 1)$ and "
+        r"$u = x + a - kd$: then $0 \le u \le \max(d - 1, x - b) \le P - 1$ and "
+        r"$\lfloor (u + kd - a)/P \rfloor = \lfloor x/P \rfloor = m$; with $d > P$ the "
+        r"taps can skip a whole patch (e.g. $K = 3$, $d = 5$, $P = 2$). Every check above "
+        r"evaluates the printed formulas themselves: the certificates derive their floor and "
+        r"ceiling facts from them, z3 receives their translation, the brute force evaluates "
+        r"them exactly."
     ),
-    formulas={"lower": lemma.LOWER, "upper": lemma.UPPER, "count": lemma.COUNT,
-              "count1": lemma.COUNT_STRIDE_ONE},
+    formulas=lemma.FORMULAS,
     obligations=(
         Obligation("offset_lemma.certificates",
                    "every step certified by sympy (range, 5 surjectivity cases, count)",
-                   "certificate", _certificates),
-        Obligation("offset_lemma.smt", "range, surjectivity and count for all integers (z3)",
-                   "smt", _smt),
+                   "certificate", _certificates, scope="all"),
+        Obligation("offset_lemma.smt",
+                   "range, surjectivity, count and dilation <= P for all integers (z3)",
+                   "smt", _smt, scope="all"),
         Obligation("offset_lemma.brute_force",
                    "all small P, strides, spans; head plans of dilated kernels",
                    "exhaustive", _brute_force),
     ),
+    proved_by=("certificates", "smt"),
+    family="small P, strides, spans and dilated kernels",
 )

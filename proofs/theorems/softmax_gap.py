@@ -1,4 +1,4 @@
-"""Finite softmax gap (DESIGN 3.4): the error of a head that is not quite hard."""
+"""Finite softmax gap (docs/theory.md §3.4): the error of a head that is not quite hard."""
 
 from __future__ import annotations
 
@@ -89,14 +89,16 @@ THEOREM = Theorem(
     ),
     formulas={"weight": gap.TARGET_WEIGHT, "off": gap.OFF_TARGET, "simple": gap.SIMPLE_BOUND,
               "slack": gap.BOUND_SLACK,
-              "alpha_simple": gap.sp.log((gap.n - 1) * gap.D / gap.eps),
-              "alpha_exact": gap.sp.log((gap.n - 1) * (gap.D / gap.eps - 1))},
+              "alpha_simple": gap.ALPHA_SIMPLE, "alpha_exact": gap.ALPHA_EXACT},
     obligations=(
-        Obligation("softmax_gap.symbolic", "closed form, bound and alpha derived by sympy",
-                   "symbolic", _symbolic),
+        Obligation("softmax_gap.symbolic",
+                   "closed form, bound and alpha in free symbols n, alpha, D, eps (sympy)",
+                   "symbolic", _symbolic, scope="all"),
         Obligation("softmax_gap.heads", "single heads: never above the bound, tight when "
                    "adversarial", "numeric", _heads),
         Obligation("softmax_gap.conv", "converted convolutions with finite alpha", "numeric",
                    _conv),
     ),
+    proved_by=("symbolic",),
+    family="single heads and converted convolutions at 12 gaps",
 )

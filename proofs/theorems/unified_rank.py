@@ -1,14 +1,26 @@
-"""The unified generic-rank claim of DESIGN 3.3, tested: true with stride and dilation 1,
-refuted beyond, with a proved upper bound in general."""
+"""The unified generic-rank claim (docs/theory.md §3.3): a proved upper bound, the formula
+verified with stride and dilation 1, and the general formula refuted."""
 
 from __future__ import annotations
 
 from functools import cache
 
+from sympy.polys.matrices import DomainMatrix
+
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from proofs.theorems.lower_bound import rho_table, table_data
-from theory.bounds import RhoRow, rank_upper_bound, rho_row, symbolic_generic_rank
+from theory.bounds import (
+    RhoRow,
+    full_block_rows,
+    random_weights,
+    rank_upper_bound,
+    rho_row,
+    row_geometry,
+    symbolic_generic_rank,
+)
 from theory.geometry import ConvGeometry
+
+FULL_RANK_LIMIT = 2_000  # columns of vec(M_delta) up to which the full rank is recomputed
 
 
 @cache
@@ -27,6 +39,37 @@ def _beyond(quick: bool, seed: int) -> tuple[RhoRow, ...]:
     return tuple(rows)
 
 
+def _full_rank(row: RhoRow, seed: int) -> int:
+    """The exact rank of the rows ``vec(M_delta)`` with every entry (no merged columns),
+    at the same random integer kernel as ``row``."""
+    geom = row_geometry(row)
+    rows = full_block_rows(geom, random_weights(geom, seed))
+    return DomainMatrix.from_list_sympy(len(rows), len(rows[0]), rows).rank()
+
+
+def _upper_bound(ctx: CheckContext) -> Evidence:
+    """rho, computed on the full blocks M_delta (theory.construction), must equal the rank
+    of the merged columns and respect the bound; the bound must be attained or not as the
+    data says, never exceeded."""
+    rows = rho_table(ctx.quick, ctx.seed) + _beyond(ctx.quick, ctx.seed)
+    compared, bad = 0, []
+    for r in rows:
+        geom = row_geometry(r)
+        if geom.token_dim_in * geom.token_dim_out > FULL_RANK_LIMIT:
+            continue
+        compared += 1
+        full = _full_rank(r, ctx.seed)
+        if full != r.rho or full > r.upper or not r.certificate_checked:
+            bad.append(f"{r}: rank of the full blocks {full}")
+    below = [r for r in rows if r.rho < r.upper]
+    return Evidence(
+        not bad, f"{compared} shapes incl. dilation 2-3 and stride 2, full blocks vs bound",
+        examples=compared, counterexample=bad[0] if bad else None,
+        detail=f"rank of the full blocks M_delta = rank of the merged columns <= the bound at "
+               f"every shape; {len(below)} of {len(rows)} shapes stay strictly below it",
+        data={"beyond": table_data(_beyond(ctx.quick, ctx.seed))})
+
+
 def _equality(ctx: CheckContext) -> Evidence:
     rows = rho_table(ctx.quick, ctx.seed)
     bad = [r for r in rows if r.rho != r.issue_formula or not r.certified]
@@ -34,19 +77,6 @@ def _equality(ctx: CheckContext) -> Evidence:
                     examples=len(rows), counterexample=str(bad[0]) if bad else None,
                     detail="rho = min(#offsets, (2P-1)^2 C_in C_out) at every shape, each "
                            "certified by a nonzero minor meeting the upper bound")
-
-
-def _upper_bound(ctx: CheckContext) -> Evidence:
-    rows = rho_table(ctx.quick, ctx.seed) + _beyond(ctx.quick, ctx.seed)
-    bad = [r for r in rows if r.rho > r.upper or not r.certificate_checked]
-    fails = [r for r in rows if r.rho != r.issue_formula]
-    below = [r for r in rows if r.rho < r.upper]
-    return Evidence(
-        not bad, f"{len(rows)} shapes incl. dilation 2-3 and stride 2", examples=len(rows),
-        counterexample=str(bad[0]) if bad else None,
-        detail=f"rho <= upper bound everywhere; the unified formula fails at {len(fails)} "
-               f"dilated/strided shapes; {len(below)} stay strictly below the upper bound",
-        data={"beyond": table_data(_beyond(ctx.quick, ctx.seed))})
 
 
 # Exact counterexamples: generic rank computed over the field of rational functions.
@@ -68,10 +98,13 @@ def _counterexamples(ctx: CheckContext) -> Evidence:
                       * geom.in_channels * geom.out_channels)
         found.append({"shape": name, "generic_rho": rho, "unified_formula": formula,
                       "upper_bound": rank_upper_bound(geom), "offsets": geom.num_heads})
-    ok = found[0]["generic_rho"] < found[0]["unified_formula"] and \
-        found[1]["generic_rho"] < found[1]["upper_bound"]
+    first, second = found
+    ok = first["generic_rho"] < first["unified_formula"] and \
+        second["generic_rho"] < second["upper_bound"]
     return Evidence(ok, f"{len(found)} shapes, generic rank over Q(w) exactly",
                     examples=len(found),
+                    counterexample=f"{first['shape']}: generic rho = {first['generic_rho']}, "
+                                   f"the formula says {first['unified_formula']}",
                     detail="; ".join(f"{f['shape']}: rho {f['generic_rho']} vs formula "
                                      f"{f['unified_formula']}, upper bound {f['upper_bound']}"
                                      for f in found),
@@ -81,7 +114,7 @@ def _counterexamples(ctx: CheckContext) -> Evidence:
 THEOREM = Theorem(
     id="unified_rank",
     kind="proposition",
-    title="The unified generic rank: proved bound, tested formula, counterexamples",
+    title="The generic rank: an upper bound, attained with stride and dilation 1",
     section="3.3",
     hypotheses=(
         r"A convolution with $C_{in}$, $C_{out}$ channels and groups $g$, stride $\sigma$ "
@@ -89,34 +122,55 @@ THEOREM = Theorem(
         r"(per axis); $\rho$ the generic rank of the matrix with rows $\mathrm{vec}(M_\delta)$.",
     ),
     statement=(
-        r"(i) $\rho \le \min(\#\text{offsets},\ |E_h||E_w| C_{in} C_{out}/g)$ always. "
-        r"(ii) With stride and dilation 1, $\rho = \min(\#\text{offsets},\ (2P-1)^2 C_{in} "
-        r"C_{out})$ at every shape of the table (this contains the paper's 9 and the pixel "
-        r"$\min(K^2, C_{in}C_{out})$); we do not claim it for all shapes. (iii) The formula is "
-        r"false in general: a $3\times3$ kernel dilated by 2 on $2\times2$ patches has "
-        r"$\rho = 1$, not 9; and (i) need not be attained: a $2\times2$ kernel dilated by 2 "
-        r"with $1 \to 2$ channels has $\rho = 7 < 8$."
+        r"(i) $\rho \le \min(\#\text{offsets},\ |E_h||E_w| C_{in} C_{out}/g)$ always, and "
+        r"the bound need not be attained: a $2\times2$ kernel dilated by 2 with $1 \to 2$ "
+        r"channels has $\rho = 7 < 8$. (ii) With stride and dilation 1, "
+        r"$\rho = \min(\#\text{offsets},\ (2P-1)^2 C_{in} C_{out})$ at every shape of the "
+        r"table (this contains the paper's 9 and the pixel $\min(K^2, C_{in}C_{out})$); it "
+        r"is not claimed for all shapes."
     ),
     proof=(
         r"(i) The entry of $M_\delta$ at input pixel $u'$ and output pixel $u$ is the tap at "
         r"position $\delta P + u' - \sigma u$, so it depends on $\delta$ and "
         r"$e = u' - \sigma u$ only: columns with equal $(e_h, e_w, c, o)$ are equal, and a "
         r"column whose $e$ no tap realises is zero. The rank is at most the number of rows "
-        r"and of distinct nonzero columns. (ii) Exact ranks at random integer kernels, each "
-        r"meeting the bound (i), which certifies the generic value. (iii) The generic rank is "
-        r"computed exactly over the field of rational functions in the kernel entries "
-        r"(sympy DomainMatrix over $\mathbb{Z}[w]$). With dilation 2 and $P = 2$ every tap "
-        r"position is even, so $u' - u = 0$ and each $M_\delta$ is a multiple of the "
-        r"identity: the span has dimension 1."
+        r"and of distinct nonzero columns. The check recomputes the rank from the full blocks "
+        r"(every entry, built independently of the merged columns) and compares. (ii) Exact "
+        r"ranks at random integer kernels, each meeting the bound (i), which certifies the "
+        r"generic value at that shape."
     ),
     obligations=(
-        Obligation("unified_rank.upper_bound", "rho <= min(#offsets, |E|^2 C_in C_out / g)",
+        Obligation("unified_rank.upper_bound",
+                   "rank of the full blocks M_delta <= min(#offsets, |E|^2 C_in C_out / g)",
                    "certificate", _upper_bound),
         Obligation("unified_rank.stride_dilation_one",
                    "rho = min(#offsets, (2P-1)^2 C_in C_out) with stride and dilation 1",
                    "certificate", _equality),
-        Obligation("unified_rank.counterexamples",
-                   "the formula fails with dilation; the bound can be strict", "symbolic",
-                   _counterexamples),
     ),
+    family="the rho table and dilated or strided shapes at random integer kernels",
+)
+
+FORMULA = Theorem(
+    id="unified_formula",
+    kind="conjecture",
+    title=r"The unified formula $\rho = \min(\#\text{offsets}, (2P-1)^2 C_{in} C_{out})$ "
+          r"for every convolution",
+    section="3.3",
+    hypotheses=(r"Any convolution (dilation and stride allowed), generic kernel.",),
+    statement=(
+        r"$\rho = \min(\#\text{offsets},\ (2P-1)^2 C_{in} C_{out})$. This is false: a "
+        r"$3\times3$ kernel dilated by 2 on $2\times2$ patches has $\rho = 1$, not 9."
+    ),
+    proof=(
+        r"Refutation. The generic rank is computed exactly over the field of rational "
+        r"functions in the kernel entries (sympy DomainMatrix over $\mathbb{Z}[w]$). With "
+        r"dilation 2 and $P = 2$ every tap position is even, so $u' - u = 0$ and each "
+        r"$M_\delta$ is a multiple of the identity: the span has dimension 1."
+    ),
+    obligations=(
+        Obligation("unified_formula.counterexamples",
+                   "the formula fails with dilation (generic rank over Q(w))", "symbolic",
+                   _counterexamples, scope="refutation"),
+    ),
+    refuted=True,
 )
