@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify verify-quick test test-all lint bench reproduce reproduce-quick docs-figure clean
+.PHONY: verify verify-quick test test-all lint mutants bench reproduce reproduce-quick docs-figure clean
 
 VERIFY_FLAGS ?=
 
@@ -31,6 +31,11 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The mutation gate: every catalogue mutant must make `vitconv verify --quick` fail, and every
+# obligation must be failed by some mutant (tests/mutants/; results in out/mutants/).
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants.gate
 
 bench: $(STAMP)
 	$(BIN)/vitconv bench

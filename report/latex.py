@@ -177,10 +177,13 @@ def compile_pdf(tex: Path, timeout: float = 180) -> CompileResult:
     if shutil.which("latexmk") is None:
         return CompileResult(None, 0, (), LATEX_HINT)
     cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", tex.name]
-    proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, timeout=timeout,
+    # TeX writes 8-bit bytes of the font encoding into its messages (overfull boxes that
+    # hold a \S print byte 0xa7): decode leniently, never crash on a log.
+    proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, timeout=timeout,
                           check=False)
     log = tex.with_suffix(".log")
-    text = log.read_text(errors="replace") if log.exists() else proc.stdout
+    text = (log.read_text(errors="replace") if log.exists()
+            else proc.stdout.decode(errors="replace"))
     problems = tuple(line for line in text.splitlines()
                      if any(re.search(p, line) for p in _PROBLEMS))
     pdf = tex.with_suffix(".pdf")

@@ -84,3 +84,19 @@ def test_appendix_compiles_without_undefined_references(sabotaged_record, tmp_pa
     result = compile_pdf(tex)
     assert result.ok, result.problems
     assert result.pages >= 3
+
+
+def test_compile_pdf_survives_8_bit_tex_output(tmp_path, monkeypatch):
+    """TeX writes font-encoding bytes (0xa7 for \\S) into its messages: no crash."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "latexmk"
+    fake.write_text("#!/bin/sh\nprintf 'Overfull \\\\hbox \\247 3.1\\n! Emergency stop.\\n'\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    tex = tmp_path / "appendix.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}x\\end{document}\n")
+    result = compile_pdf(tex)
+    assert result.pdf is None and not result.ok
+    assert any(p.startswith("! ") for p in result.problems)

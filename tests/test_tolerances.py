@@ -8,7 +8,7 @@ import torch
 from numeric import as_attention
 from numeric.blocks import block_matrices, factorize
 from numeric.checks import exact_construction_mismatch, random_conv
-from numeric.conv_attention import ConvAttention, ConstructionRecord
+from numeric.conv_attention import ConstructionRecord, ConvAttention
 from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
 from theory.cases import NAMED_CASES
 from theory.construction import structural_widths

@@ -140,7 +140,8 @@ def value_side_counterexample() -> Counterexample:
     symbols = sorted((mhsa.output(0).free_symbols - set(mhsa.x)), key=str)
     # Small rationals: queries and keys that make the score depend on x_1, distinct r's.
     values = {s: sp.Rational(1 + i % 3, 2) for i, s in enumerate(symbols)}
-    values.update({sp.Symbol("r0_00"): 0, sp.Symbol("r0_10"): 0, sp.Symbol("r0_20"): 1})
+    r = mhsa.params[0]["r"]  # value-side embeddings by offset k - q: q = 0 sees 0 and 1
+    values.update({r[0][0, 0]: sp.Integer(0), r[1][0, 0]: sp.Integer(1)})
     jac = mhsa.jacobian_at_zero(0, 1).subs(values)
     lemma = mhsa.lemma_jacobian(0, 1).subs(values)
     return Counterexample({str(k): v for k, v in values.items()}, sp.simplify(jac),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from numeric.checks import (
     Comparison,
@@ -17,7 +20,7 @@ from numeric.conv_attention import as_attention
 from numeric.strategies import conv_cases
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from theory import construction
-from theory.cases import NAMED_CASES, identity_grid
+from theory.cases import NAMED_CASES, ConvCase, identity_grid
 from theory.geometry import ConvGeometry
 from theory.offset_lemma import COUNT_STRIDE_ONE
 from theory.smt import prove_index_arithmetic
@@ -52,18 +55,53 @@ def _exact_weights(ctx: CheckContext) -> Evidence:
                            "b_O = beta")
 
 
+def definition_mismatch(case: ConvCase, seed: int) -> str | None:
+    """``construction.conv_by_definition`` (the convolution the identity is proved against)
+    against PyTorch's ``F.conv2d`` at small random integers, where float64 is exact: the
+    symbolic definition must be PyTorch's convolution, padding modes included."""
+    rng = random.Random(seed)
+    geom = case.geometry()
+    cin_g = geom.in_channels // geom.groups
+    H, W = case.image
+    x = [[[rng.randint(-4, 4) for _ in range(W)] for _ in range(H)]
+         for _ in range(geom.in_channels)]
+    w = {(o, c, s, t): rng.randint(-4, 4) for o in range(geom.out_channels)
+         for c in range(cin_g) for s in range(geom.rows.kernel_size)
+         for t in range(geom.cols.kernel_size)}
+    bias = [rng.randint(-4, 4) for _ in range(geom.out_channels)]
+    ours = torch.tensor(construction.conv_by_definition(x, w, bias, geom, case.padding_mode),
+                        dtype=torch.float64)
+    conv = nn.Conv2d(**case.conv_kwargs()).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[w[(o, c, s, t)] for t in range(geom.cols.kernel_size)]
+                                          for s in range(geom.rows.kernel_size)]
+                                         for c in range(cin_g)]
+                                        for o in range(geom.out_channels)]))
+        if conv.bias is not None:
+            conv.bias.copy_(torch.tensor(bias, dtype=torch.float64))
+        else:
+            ours = ours - torch.tensor(bias, dtype=torch.float64)[:, None, None]
+        theirs = conv(torch.tensor([x], dtype=torch.float64))[0]
+    if ours.shape != theirs.shape or not torch.equal(ours, theirs):
+        return f"{case}: the symbolic definition differs from F.conv2d at integer inputs"
+    return None
+
+
 def _symbolic_identity(ctx: CheckContext) -> Evidence:
     cases = identity_grid(quick=ctx.quick)
     outputs = terms = 0
-    for case in cases:
+    for i, case in enumerate(cases):
         r = construction.prove_identity(case.geometry(), *case.image, case.padding_mode)
         outputs, terms = outputs + r.outputs, terms + r.terms
-        if not r.proved:
+        mismatch = None if r.proved else f"{case}: {r.mismatch}"
+        mismatch = mismatch or definition_mismatch(case, ctx.seed + i)
+        if mismatch:
             return Evidence(False, f"{len(cases)} instances", examples=len(cases),
-                            counterexample=f"{case}: {r.mismatch}")
+                            counterexample=mismatch)
     return Evidence(True, f"{len(cases)} instances, {outputs} output pixels, {terms} monomials",
                     examples=len(cases),
-                    detail="sympy.expand(conv - attention form) == 0 at every output pixel")
+                    detail="sympy.expand(conv - attention form) == 0 at every output pixel; "
+                           "the symbolic conv equals F.conv2d exactly at integer inputs")
 
 
 def _comparison_evidence(results: list[Comparison], size: str, failure: str | None) -> Evidence:
