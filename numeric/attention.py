@@ -48,6 +48,9 @@ class RelativeMultiheadAttention(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(key_dim, bool) or not isinstance(key_dim, int) or key_dim < 1:
+            raise ValueError(f"key_dim must be a positive int, got {key_dim!r} (a width of 0 "
+                             "makes every score 0/0)")
         if not value_dims:
             raise ValueError("value_dims must name at least one head")
         if any(d < 0 for d in value_dims):
@@ -91,15 +94,21 @@ class RelativeMultiheadAttention(nn.Module):
             h = int((~allowed.any(-1)).any(-1).nonzero()[0])
             raise ValueError(f"head {h} masks every key of some query on a {grid} grid: "
                              "the frame is too small for its offset (softmax would be NaN)")
-        return self.rel_bias[:, ih, iw].masked_fill(~allowed, float("-inf"))
+        # A gather, not rel_bias[:, ih, iw]: the backward of advanced indexing accumulates
+        # in a thread-dependent order on CPU (bitwise different gradients from run to run);
+        # gather's backward, scatter_add, is deterministic there.
+        H, width = self.rel_bias.shape[0], self.rel_bias.shape[2]
+        index = (ih * width + iw).reshape(1, -1).expand(H, -1)  # (H, Nq*Nk)
+        bias = self.rel_bias.reshape(H, -1).gather(1, index).view(H, *ih.shape)
+        return bias.masked_fill(~allowed, float("-inf"))
 
     def attention_weights(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
         """The attention matrices ``A^h``: ``(B, H, Nq, Nk)``, rows summing to 1."""
-        B, Gh, Gw, _ = x.shape
+        B, Gh, Gw, d_in = x.shape  # explicit sizes, not -1: an empty batch must work too
         window = window or (0, 0, Gh, Gw)
         top, left, hq, wq = window
-        keys = x.reshape(B, Gh * Gw, -1)                                       # (B, Nk, d_in)
-        queries = x[:, top:top + hq, left:left + wq].reshape(B, hq * wq, -1)   # (B, Nq, d_in)
+        keys = x.reshape(B, Gh * Gw, d_in)                                     # (B, Nk, d_in)
+        queries = x[:, top:top + hq, left:left + wq].reshape(B, hq * wq, d_in)  # (B, Nq, d_in)
         H, dk = self.num_heads, self.key_dim
         q = self.query(queries).view(B, hq * wq, H, dk).transpose(1, 2)        # (B, H, Nq, dk)
         k = self.key(keys).view(B, Gh * Gw, H, dk).transpose(1, 2)             # (B, H, Nk, dk)
@@ -119,7 +128,7 @@ class RelativeMultiheadAttention(nn.Module):
         B, Gh, Gw, _ = x.shape
         _, _, hq, wq = window or (0, 0, Gh, Gw)
         attn = self.attention_weights(x, window)                              # (B, H, Nq, Nk)
-        values = self.value(x.reshape(B, Gh * Gw, -1))                         # (B, Nk, sum dv)
+        values = self.value(x.reshape(B, Gh * Gw, x.shape[-1]))                 # (B, Nk, sum dv)
         H, width = self.num_heads, self.value_dims[0]
         if all(d == width for d in self.value_dims):  # equal widths: one batched product
             v = values.view(B, Gh * Gw, H, width).transpose(1, 2)              # (B, H, Nk, dv)
@@ -129,7 +138,7 @@ class RelativeMultiheadAttention(nn.Module):
                                                      values.split(self.value_dims, -1),
                                                      strict=True)], dim=-1)   # (B, Nq, sum dv)
         y = self.output(mixed)                                                 # (B, Nq, d_out)
-        return y.reshape(B, hq, wq, -1)
+        return y.reshape(B, hq, wq, y.shape[-1])
 
     @torch.no_grad()
     def select_offsets(

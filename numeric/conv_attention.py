@@ -156,15 +156,48 @@ class ConvAttention(nn.Module):
 
 
 def check_convertible(conv: nn.Module) -> None:
-    """Raise ``TypeError`` unless ``conv`` behaves as a plain ``nn.Conv2d``.
+    """Raise unless ``conv`` behaves as a plain ``nn.Conv2d`` with values to convert.
 
-    Subclasses that override ``forward`` may compute anything; they are refused by name.
+    Anything that changes what the layer computes beyond ``F.conv2d`` of its weights is
+    refused by name, never converted silently: a subclass overriding ``forward`` or
+    ``_conv_forward`` (e.g. weight standardisation), forward hooks and pre-hooks (the old
+    ``spectral_norm`` is one), parametrizations; so are weights that cannot be reproduced
+    (non-finite values, the ``meta`` device).
+
+    Raises:
+        TypeError: not a ``Conv2d``, a subclass with its own computation, hooks or
+            parametrizations.
+        ValueError: non-finite weight or bias, or tensors without values (``meta``).
     """
     if not isinstance(conv, nn.Conv2d):
         raise TypeError(f"expected a torch.nn.Conv2d, got {type(conv).__name__}")
-    if type(conv).forward is not nn.Conv2d.forward:
-        raise TypeError(f"{type(conv).__qualname__} subclasses nn.Conv2d with its own forward; "
-                        "only plain nn.Conv2d layers can be converted exactly")
+    name = type(conv).__qualname__
+    for method in ("forward", "_conv_forward"):
+        if getattr(type(conv), method) is not getattr(nn.Conv2d, method):
+            raise TypeError(f"{name} subclasses nn.Conv2d with its own {method}; only plain "
+                            "nn.Conv2d layers can be converted exactly")
+    from torch.nn.utils import parametrize
+
+    if parametrize.is_parametrized(conv):
+        raise TypeError(f"{name} has parametrizations ({', '.join(conv.parametrizations)}): "
+                        "the weight it uses is computed; remove them (parametrize."
+                        "remove_parametrizations) before converting")
+    hooks = [*conv._forward_pre_hooks.values(), *conv._forward_hooks.values()]
+    if hooks:
+        # A hook object (spectral_norm's SpectralNorm) by its class, a function by its name.
+        kinds = sorted({getattr(h, "__name__", type(h).__name__) for h in hooks})
+        raise TypeError(f"{name} has forward hooks or pre-hooks ({', '.join(kinds)}) that "
+                        "can change what it computes (the old spectral_norm is one); remove "
+                        "them before converting")
+    for pname, tensor in (("weight", conv.weight), ("bias", conv.bias)):
+        if tensor is None:
+            continue
+        if tensor.is_meta:
+            raise ValueError(f"conv.{pname} is on the meta device: it holds no values to "
+                             "convert (materialise the model first, e.g. to_empty + load)")
+        if not torch.isfinite(tensor.detach()).all():
+            raise ValueError(f"conv.{pname} has non-finite values (NaN or inf): the "
+                             "convolution's output is not a finite function to reproduce")
 
 
 def conv_geometry(conv: nn.Conv2d, patch_size: int) -> ConvGeometry:
@@ -223,6 +256,9 @@ def as_attention(
     check_convertible(conv)
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
         raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+    if max_heads is not None and (isinstance(max_heads, bool) or not isinstance(max_heads, int)
+                                  or max_heads < 1):
+        raise ValueError(f"max_heads must be a positive int or None, got {max_heads!r}")
     if heads not in HEAD_CHOICES:
         raise ValueError(f"heads={heads!r} must be one of {HEAD_CHOICES}")
     if alpha is not None and not (math.isfinite(alpha) and alpha > 0):

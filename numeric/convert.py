@@ -73,6 +73,24 @@ def _record_input_sizes(model: nn.Module, example_input: torch.Tensor,
     return sizes
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_patch_size_argument(patch_size: object) -> None:
+    """``None``, a positive int, or a mapping of layer names to positive ints; never a
+    float (2.0 would silently become another choice) or a bool."""
+    if patch_size is None or _positive_int(patch_size):
+        return
+    if isinstance(patch_size, Mapping):
+        bad = {k: v for k, v in patch_size.items() if not _positive_int(v)}
+        if bad:
+            raise ValueError(f"patch_size values must be positive ints, got {bad}")
+        return
+    raise ValueError(f"patch_size must be None, a positive int or a mapping of layer names "
+                     f"to positive ints, got {patch_size!r}")
+
+
 def plan_conversion(
     model: nn.Module,
     example_input: torch.Tensor,
@@ -91,12 +109,18 @@ def plan_conversion(
         ValueError: a mapping names no convolution, or a layer not reached by
             ``example_input`` has no given patch size.
     """
+    _check_patch_size_argument(patch_size)
+    if isinstance(max_heads, bool) or not isinstance(max_heads, int) or max_heads < 1:
+        raise ValueError(f"max_heads must be a positive int, got {max_heads!r}")
+    if not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a torch.Tensor, got "
+                        f"{type(example_input).__name__}")
     convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     for name, conv in convs.items():
         try:
             check_convertible(conv)
-        except TypeError as err:
-            raise TypeError(f"layer {name!r}: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"layer {name!r}: {err}") from None
     overrides = dict(patch_size) if isinstance(patch_size, Mapping) else {}
     unknown = sorted(set(overrides) - set(convs))
     if unknown:

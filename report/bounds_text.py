@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from theory.bounds import generic_rank, rank_upper_bound
+from theory.bounds import (
+    EXACT_RANK_BUDGET,
+    generic_rank,
+    pixel_rho,
+    rank_upper_bound,
+    span_size,
+)
 from theory.geometry import ConvGeometry
 
 
@@ -38,12 +44,22 @@ def describe(kernel_size: int | tuple[int, int], patch_size: int, in_channels: i
             kernel_size=kernel_size, patch_size=P, stride=stride, padding=padding,
             dilation=dilation, in_channels=in_channels, out_channels=out_channels,
             groups=groups)
-        bound = generic_rank(geom)
         lines.append(f"{label}")
         lines.append(f"  construction: {geom.num_heads} heads")
         lines.append(f"    {_reasoning_plan(geom)}")
-        lines.append(f"  lower bound:  {bound.rank} heads (rho, for a generic kernel)")
-        lines.append(f"    {_reasoning_rho(geom, bound.rank, bound.certified)}")
+        closed = pixel_rho(geom)
+        if closed is not None:
+            lines.append(f"  lower bound:  {closed} heads (rho, for a generic kernel)")
+            lines.append("    min(taps, C_in C_out / groups): one block per tap, its entries "
+                         "distinct (proved for all parameters)")
+        elif span_size(geom) > EXACT_RANK_BUDGET:
+            lines.append(f"  lower bound:  not computed; rho <= {rank_upper_bound(geom)}")
+            lines.append(f"    its exact rank needs a {span_size(geom):,}-entry matrix, over the "
+                         f"budget of {EXACT_RANK_BUDGET:,} entries (minutes of exact arithmetic)")
+        else:
+            bound = generic_rank(geom)
+            lines.append(f"  lower bound:  {bound.rank} heads (rho, for a generic kernel)")
+            lines.append(f"    {_reasoning_rho(geom, bound.rank, bound.certified)}")
     lines.append("a specific kernel needs exactly rho or rho + 1 heads of its own "
                  "(as_attention(conv, P, heads='minimal'))")
     return lines

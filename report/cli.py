@@ -6,12 +6,29 @@ Exit status: 0 when everything passed, 1 when an obligation failed, 2 for bad ar
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
 DEFAULT_OUT = Path("out")
+
+
+class UsageError(ValueError):
+    """A bad argument found after parsing: one line on stderr, exit status 2."""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse then reports the argument by name)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def _device(name: str) -> str:
@@ -20,10 +37,29 @@ def _device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"vitconv: --device {name}: no CUDA device is available here")
+        raise UsageError(f"--device {name}: no CUDA device is available here")
     if name != "cpu" and not name.startswith("cuda"):
-        raise SystemExit(f"vitconv: --device {name}: expected cpu, cuda, cuda:N or auto")
+        raise UsageError(f"--device {name}: expected cpu, cuda, cuda:N or auto")
     return name
+
+
+def _writable_folder(path: Path) -> Path:
+    """``path`` as an output folder: created if missing; refused at once when it is a file
+    or cannot be written (not after minutes of checks)."""
+    import os
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UsageError(f"--out {path}: cannot write there ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: cannot write there (permission denied)")
+    return path
 
 
 def cmd_verify(args: argparse.Namespace, console: Console) -> int:
@@ -31,11 +67,8 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
 
     # torch's own note about how it pads even kernels; irrelevant to the checks.
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+    from numeric.files import replace_folder
     from proofs import CheckContext, default_registry, run_checks
-    from report.figures import all_figures
-    from report.json_report import write_json
-    from report.latex import compile_pdf, write_appendix
-    from report.markdown import write_markdown
     from report.terminal import failure_details, progress_display, results_table, summary_line
 
     registry = default_registry()
@@ -45,6 +78,7 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]vitconv verify: {err.args[0]}[/]")
         return 2
     ctx = CheckContext(quick=args.quick, seed=args.seed, device=_device(args.device))
+    _writable_folder(args.out)
     total = sum(1 for t in theorems for o in t.obligations if wanted is None or o.id in wanted)
     with progress_display(console, total) as (on_start, on_result):
         record = run_checks(theorems, ctx, obligation_ids=wanted,
@@ -53,10 +87,31 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     console.print(results_table(record))
     for line in failure_details(record):
         console.print(f"[red]{line}[/]")
-    figures = all_figures(record, out_dir / "figures")
-    paths = [write_json(record, out_dir), write_markdown(record, registry, figures, out_dir),
-             write_appendix(record, registry, figures, out_dir)]
-    console.print("written: " + ", ".join(str(p) for p in paths) + f", {len(figures)} figures")
+    # The whole report set is written to a fresh folder and swapped in at the end, so
+    # out/verify always holds the files of one run (never a new json beside an old md).
+    staging = Path(tempfile.mkdtemp(prefix=".verify-", dir=args.out))
+    try:
+        pdf_ok = _write_reports(record, registry, staging, args, console)
+        replace_folder(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    console.print(f"written: {out_dir}/ (report.json, report.md, appendix.tex, figures/)")
+    console.print(("[green]" if record.passed else "[bold red]") + summary_line(record) + "[/]")
+    return 0 if record.passed and pdf_ok else 1
+
+
+def _write_reports(record, registry, folder: Path, args: argparse.Namespace,
+                   console: Console) -> bool:
+    """JSON, Markdown, the appendix and its figures into ``folder``; the PDF as asked.
+    Returns whether the PDF requirement held."""
+    from report.figures import all_figures
+    from report.json_report import write_json
+    from report.latex import compile_pdf, write_appendix
+    from report.markdown import write_markdown
+
+    figures = all_figures(record, folder / "figures")
+    paths = [write_json(record, folder), write_markdown(record, registry, figures, folder),
+             write_appendix(record, registry, figures, folder)]
     pdf_ok = True
     if args.pdf != "no":
         result = compile_pdf(paths[-1])
@@ -68,9 +123,9 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
             for line in result.problems[:10]:
                 console.print(f"[red]  {line}[/]", highlight=False)
         else:
-            console.print(f"appendix: {result.pdf} ({result.pages} pages)")
-    console.print(("[green]" if record.passed else "[bold red]") + summary_line(record) + "[/]")
-    return 0 if record.passed and pdf_ok else 1
+            console.print(f"appendix: {args.out / 'verify' / result.pdf.name} "
+                          f"({result.pages} pages)")
+    return pdf_ok
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
@@ -135,8 +190,10 @@ def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
     except (DataError, ValueError) as err:
         console.print(f"[red]vitconv reproduce: {err}[/]")
         return 2
+    # Named by content, not only by file name: a/data.npz and b/data.npz never share runs.
     name = "reproduce" + ("-quick" if args.quick else "") + (
-        f"-{split.name}" if args.data else "") + ("" if device == "cpu" else "-gpu")
+        f"-{split.name}-{split.digest[:8]}" if args.data else "") + (
+        "" if device == "cpu" else "-gpu")
     out_dir = args.out / name
     console.print(f"{len(runs)} runs on {split.name} ({len(split.train_labels)} training, "
                   f"{len(split.test_labels)} test images), {cfg.train.steps} steps each; "
@@ -192,6 +249,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     except (DataError, ValueError) as err:
         console.print(f"[red]vitconv train: {err}[/]")
         return 2
+    except RuntimeError as err:  # another writer holds the run, or the loss diverged
+        console.print(f"[red]vitconv train: {err}[/]")
+        return 1
     finally:
         if distributed:
             dist.destroy_process_group()
@@ -231,15 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=DEFAULT_OUT)
     bench.set_defaults(func=cmd_bench)
     bounds = sub.add_parser("bounds", help="heads needed for a convolution shape, patch and pixel")
-    bounds.add_argument("--kernel", type=int, required=True, help="kernel size K")
-    bounds.add_argument("--patch", type=int, required=True, help="patch size P")
-    bounds.add_argument("--in", dest="in_channels", type=int, default=1)
-    bounds.add_argument("--out", dest="out_channels", type=int, default=1)
-    bounds.add_argument("--stride", type=int, default=1)
-    bounds.add_argument("--dilation", type=int, default=1)
+    bounds.add_argument("--kernel", type=positive_int, required=True, help="kernel size K")
+    bounds.add_argument("--patch", type=positive_int, required=True, help="patch size P")
+    bounds.add_argument("--in", dest="in_channels", type=positive_int, default=1)
+    bounds.add_argument("--out", dest="out_channels", type=positive_int, default=1)
+    bounds.add_argument("--stride", type=positive_int, default=1)
+    bounds.add_argument("--dilation", type=positive_int, default=1)
     bounds.add_argument("--padding", type=_padding, default="same",
                         help="'same', 'valid' or an int (default: same)")
-    bounds.add_argument("--groups", type=int, default=1)
+    bounds.add_argument("--groups", type=positive_int, default=1)
     bounds.set_defaults(func=cmd_bounds)
     def experiment_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--quick", action="store_true",
@@ -247,10 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", type=Path, default=None,
                        help="CIFAR-10/100 python-pickle folder or .npz file (default: the "
                             "built-in 5,000-image MNIST subset)")
-        p.add_argument("--seeds", type=int, default=None, help="seeds per size (default 3)")
-        p.add_argument("--sizes", type=int, nargs="+", default=None,
+        p.add_argument("--seeds", type=positive_int, default=None,
+                       help="seeds per size (default 3)")
+        p.add_argument("--sizes", type=positive_int, nargs="+", default=None,
                        help="training-set sizes (default 250 500 1000 2000 4000)")
-        p.add_argument("--steps", type=int, default=None, help="steps per run (default 600)")
+        p.add_argument("--steps", type=positive_int, default=None,
+                       help="steps per run (default 600)")
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
         p.add_argument("--out", type=Path, default=DEFAULT_OUT)
 
@@ -262,10 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_options(train)
     train.add_argument("--arm", required=True,
                        help="two_phase, phase2_random, phase1_only or vit")
-    train.add_argument("--size", type=int, required=True, help="training images")
+    train.add_argument("--size", type=positive_int, required=True, help="training images")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--alpha", type=float, default=None, help="softmax gap at conversion")
-    train.add_argument("--checkpoint-every", type=int, default=None,
+    train.add_argument("--checkpoint-every", type=positive_int, default=None,
                        help="steps between checkpoints (default: the experiment's)")
     train.add_argument("--dtype", choices=("float32", "float64"), default=None)
     train.set_defaults(func=cmd_train)
@@ -276,7 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Logs (CI) are not terminals; give them a readable width instead of rich's 80.
     console = Console(width=None if sys.stdout.isatty() else 120)
-    return args.func(args, console)
+    try:
+        return args.func(args, console)
+    except UsageError as err:
+        print(f"vitconv {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Each function takes what it plots and a folder, writes one file and returns its 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +26,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from numeric.conv_attention import as_attention
+from numeric.files import atomic_write_bytes
 from numeric.patches import frame_image, patchify
 from proofs.checker import RunRecord
 from theory.bounds import generic_rank
@@ -34,12 +36,12 @@ DPI = 150
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+    """Render to PNG in memory and write it atomically under a unique temporary name
+    (two runs into one folder never share a temporary file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 @torch.no_grad()

@@ -30,6 +30,29 @@ class ScaledConv(nn.Conv2d):
         return 2 * super().forward(x)
 
 
+class StandardisedConv(nn.Conv2d):
+    """Weight standardisation through ``_conv_forward``: forward itself is untouched."""
+
+    def _conv_forward(self, x, weight, bias):
+        return super()._conv_forward(x, weight - weight.mean(), bias)
+
+
+def _hooked(kind: str) -> nn.Conv2d:
+    conv = nn.Conv2d(1, 1, 3)
+    if kind == "forward":
+        conv.register_forward_hook(lambda _m, _i, out: 2 * out)
+    else:
+        conv.register_forward_pre_hook(lambda _m, args: (2 * args[0],))
+    return conv
+
+
+def _with_value(value: float) -> nn.Conv2d:
+    conv = nn.Conv2d(1, 1, 3)
+    with torch.no_grad():
+        conv.weight[0, 0, 0, 0] = value
+    return conv
+
+
 def _masked_attention() -> object:
     att = RelativeMultiheadAttention(4, 4, [2], offset_range=((-2, 2), (-2, 2)))
     att.select_offsets([(1, 1)])  # no key at offset (1, 1) from the last query row
@@ -94,4 +117,37 @@ REJECTED: tuple[Rejected, ...] = (
              TypeError, r"layer '0': .*ScaledConv"),
     Rejected("attention: a query with every key masked", _masked_attention, ValueError,
              r"head 0 masks every key"),
+    Rejected("Conv2d subclass overriding _conv_forward",
+             lambda: as_attention(StandardisedConv(1, 1, 3), 2), TypeError,
+             r"StandardisedConv subclasses nn.Conv2d with its own _conv_forward"),
+    Rejected("forward hook", lambda: as_attention(_hooked("forward"), 2), TypeError,
+             r"forward hooks or pre-hooks \(<lambda>\)"),
+    Rejected("forward pre-hook", lambda: as_attention(_hooked("pre"), 2), TypeError,
+             r"forward hooks or pre-hooks \(<lambda>\)"),
+    Rejected("old spectral_norm (a pre-hook)",
+             lambda: as_attention(nn.utils.spectral_norm(nn.Conv2d(1, 1, 3)), 2), TypeError,
+             r"forward hooks or pre-hooks \(SpectralNorm\)"),
+    Rejected("parametrization",
+             lambda: as_attention(nn.utils.parametrizations.weight_norm(nn.Conv2d(1, 1, 3)), 2),
+             TypeError, r"has parametrizations \(weight\)"),
+    Rejected("infinite weight", lambda: as_attention(_with_value(float("inf")), 2), ValueError,
+             r"conv.weight has non-finite values"),
+    Rejected("NaN weight", lambda: as_attention(_with_value(float("nan")), 2), ValueError,
+             r"conv.weight has non-finite values"),
+    Rejected("meta device", lambda: as_attention(nn.Conv2d(1, 1, 3, device="meta"), 2),
+             ValueError, r"conv.weight is on the meta device"),
+    Rejected("key_dim 0", lambda: as_attention(conv3, 2, key_dim=0), ValueError,
+             r"key_dim must be a positive int, got 0"),
+    Rejected("as_attention: max_heads=True", lambda: as_attention(conv3, 2, max_heads=True),
+             ValueError, r"max_heads must be a positive int or None, got True"),
+    Rejected("convert_model: patch_size=2.0",
+             lambda: convert_model(nn.Sequential(conv3), torch.zeros(1, 3, 4, 4), 2.0),
+             ValueError, r"patch_size must be None, a positive int or a mapping"),
+    Rejected("convert_model: max_heads=True",
+             lambda: convert_model(nn.Sequential(conv3), torch.zeros(1, 3, 4, 4),
+                                   max_heads=True),
+             ValueError, r"max_heads must be a positive int, got True"),
+    Rejected("convert_model: a hooked layer",
+             lambda: convert_model(nn.Sequential(_hooked("forward")), torch.zeros(1, 1, 4, 4)),
+             TypeError, r"layer '0': .*forward hooks"),
 )

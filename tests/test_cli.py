@@ -32,10 +32,59 @@ def test_unknown_only_name_is_an_argument_error(tmp_path):
     assert cli.main(["verify", "--only", "nonsense", "--out", str(tmp_path)]) == 2
 
 
-def test_missing_cuda_is_reported(tmp_path):
+def test_missing_cuda_is_reported(tmp_path, capsys):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(SystemExit, match="no CUDA device"):
-        cli.main(["verify", "--device", "cuda", "--out", str(tmp_path)])
+    assert cli.main(["verify", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_bad_numbers_are_argument_errors(capsys):
+    for argv in (["bounds", "--kernel", "3", "--patch", "2", "--stride", "0"],
+                 ["bounds", "--kernel", "-3", "--patch", "2"],
+                 ["train", "--arm", "vit", "--size", "-5"],
+                 ["reproduce", "--sizes", "0"], ["reproduce", "--sizes", "-3"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2, argv
+        assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_bounds_answers_real_shapes_at_once(capsys):
+    import time
+
+    start = time.perf_counter()
+    assert cli.main(["bounds", "--kernel", "201", "--patch", "1", "--in", "64",
+                     "--out", "64"]) == 0
+    assert cli.main(["bounds", "--kernel", "21", "--patch", "2", "--in", "8", "--out", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "lower bound:  64 heads" in out  # pixels: min(K^2, C_in C_out), closed form
+    assert "over the budget of 20,000 entries" in out  # refused, with the reason
+    assert time.perf_counter() - start < 30  # generous: the point is no 2-minute hang
+
+
+def test_verify_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert cli.main(["verify", "--quick", "--out", str(target)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_report_set_comes_from_one_run_and_has_one_mode(tmp_path, monkeypatch):
+    argv = ["verify", "--quick", "--only", "offset_lemma", "--pdf", "no", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    folder = tmp_path / "verify"
+    first = (folder / "report.json").read_text()
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.rglob("*") if p.is_file()}
+    assert len(set(modes.values())) == 1, modes  # reports and figures alike
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("report.markdown.write_markdown", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(argv)
+    assert (folder / "report.json").read_text() == first  # the old set, whole
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".verify")]

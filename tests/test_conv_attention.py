@@ -107,3 +107,10 @@ def test_attention_equals_conv_long_sweep(case, dtype, weight_seed):
     """The property over a wider space (patches up to 6, kernels up to 14): `make test-all`."""
     r = compare_case(case, dtype=dtype, seed=weight_seed)
     assert r.shape_ok and r.worst_ratio <= 1.0, r
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"alpha": 8.0}, {"heads": "minimal"}])
+def test_an_empty_batch_is_accepted_like_the_convolution(kwargs):
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1).double()
+    x = torch.zeros(0, 3, 4, 4, dtype=torch.float64)
+    assert as_attention(conv, 2, **kwargs)(x).shape == conv(x).shape == (0, 4, 4, 4)

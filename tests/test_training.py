@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from numeric.train.checkpoint import CheckpointError
+from numeric.files import FolderLockedError, exclusive
+from numeric.train.checkpoint import CheckpointError, read_checkpoint
 from numeric.train.data import mnist_split
 from numeric.train.loop import RunSpec, TrainConfig, TrainingDivergedError, train_run
 from numeric.train.models import NetConfig
@@ -40,7 +41,7 @@ def test_deterministic_on_cpu(split, tmp_path):
 
 
 def _final_state(folder: Path) -> dict:
-    return torch.load(folder / "train" / "two_phase-n250-s0.ckpt", weights_only=True)
+    return read_checkpoint(folder / "train" / "two_phase-n250-s0.ckpt")
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
@@ -50,13 +51,13 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     ckpt = tmp_path / "killed" / "train" / "two_phase-n250-s0.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and killed.poll() is None:
-        if ckpt.exists() and torch.load(ckpt, weights_only=True)["step"] >= 15:
+        if ckpt.exists() and read_checkpoint(ckpt)["step"] >= 15:
             break
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    stopped_at = torch.load(ckpt, weights_only=True)["step"]
+    stopped_at = read_checkpoint(ckpt)["step"]
     assert 15 <= stopped_at < 60
     subprocess.run([*CLI, *args, "--out", str(tmp_path / "killed")], check=True,
                    capture_output=True)
@@ -84,12 +85,58 @@ def test_corrupt_foreign_and_other_checkpoints_are_refused(split, tmp_path):
         train_run(spec, split, NET, TINY, tmp_path)
 
 
+def test_flipped_bytes_inside_a_weight_are_caught(split, tmp_path):
+    """torch.load does not check tensor data: the sealed digest does."""
+    spec = RunSpec("phase1_only", 250, 0)
+    train_run(spec, split, NET, TINY, tmp_path)
+    path = tmp_path / f"{spec.id}.ckpt"
+    blob = bytearray(path.read_bytes())
+    middle = len(blob) // 2  # inside the payload's tensor data
+    for i in range(10):
+        blob[middle + i] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="does not match its SHA-256 digest"):
+        train_run(spec, split, NET, TINY, tmp_path)
+
+
+def test_a_second_writer_of_the_same_run_is_refused(split, tmp_path):
+    spec = RunSpec("phase1_only", 250, 0)
+    with exclusive(tmp_path / f"{spec.id}.lock", "held by this test"), \
+            pytest.raises(FolderLockedError, match="being written by another process"):
+        train_run(spec, split, NET, TINY, tmp_path)
+    train_run(spec, split, NET, TINY, tmp_path)  # free again once the first lets go
+
+
+def test_runs_are_keyed_by_data_content_not_name(split, tmp_path):
+    """Same name, other content: the checkpoint of the first is refused for the second."""
+    import dataclasses
+
+    spec = RunSpec("phase1_only", 250, 0)
+    train_run(spec, split, NET, dataclasses.replace(TINY, steps=4), tmp_path)  # unfinished
+    other = dataclasses.replace(split, test_labels=split.test_labels[::-1].copy())
+    assert other.name == split.name and other.digest != split.digest
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        train_run(spec, other, NET, dataclasses.replace(TINY, steps=4), tmp_path)
+
+
+def test_network_weights_do_not_depend_on_what_ran_before(split, tmp_path):
+    """No helper consumes the global RNG: a restarted process builds the same network."""
+    from numeric.train.models import phase2_net, value_widths
+
+    torch.manual_seed(3)
+    first = _weights(phase2_net(NET))
+    value_widths(NetConfig(channels=2, depth=1, kernel_size=3))  # a helper, other shapes
+    torch.manual_seed(3)
+    second = _weights(phase2_net(NET))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(split, tmp_path):
     exploding = TrainConfig(steps=50, batch_size=16, lr=1e12, warmup=1, checkpoint_every=1,
                             eval_every=0)
     with pytest.raises(TrainingDivergedError, match=r"loss is (nan|inf) at step \d+ .*is kept"):
         train_run(RunSpec("vit", 250, 0), split, NET, exploding, tmp_path)
-    state = torch.load(tmp_path / "vit-n250-s0.ckpt", weights_only=True)
+    state = read_checkpoint(tmp_path / "vit-n250-s0.ckpt")
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 

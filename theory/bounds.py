@@ -110,6 +110,28 @@ def generic_rank(geom: ConvGeometry, seed: int = 0) -> RankBound:
     return RankBound(cert.rank, rank_upper_bound(geom), geom.num_heads, cert, seed)
 
 
+# The exact rank is fraction-free elimination on big integers: beyond this many entries of
+# the merged span matrix it would take minutes (a 121 x 576 matrix took 71 s on 2 cores).
+EXACT_RANK_BUDGET = 20_000
+
+
+def pixel_rho(geom: ConvGeometry) -> int | None:
+    """The generic ``rho`` of pixel tokens in closed form (docs/theory.md §3.3, proved for
+    all parameters): each tap has a block of its own, the ``C_in C_out / g`` entries of a
+    tap are distinct indeterminates, so ``rho = min(#taps, C_in C_out / g)``. ``None`` if
+    ``geom`` is not on pixel tokens."""
+    if geom.patch_size != 1:
+        return None
+    taps = geom.rows.kernel_size * geom.cols.kernel_size
+    return min(taps, geom.in_channels * geom.out_channels // geom.groups)
+
+
+def span_size(geom: ConvGeometry) -> int:
+    """Entries of the merged span matrix whose exact rank :func:`generic_rank` computes."""
+    E = len(realised_differences(geom.rows)) * len(realised_differences(geom.cols))
+    return geom.num_heads * E * geom.in_channels * geom.out_channels // geom.groups
+
+
 def heads_needed(kernel_size: int | tuple[int, int], patch_size: int, *,
                  stride: int | tuple[int, int] = 1, padding: str | int | tuple = "same",
                  dilation: int | tuple[int, int] = 1) -> int:

@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import pickle
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import ClassVar
@@ -33,9 +34,18 @@ class DataError(ValueError):
     """Data that cannot be used: unknown format, corrupt file, refused pickle, bad shape."""
 
 
+MAX_CLASSES = 1000  # a label beyond this is a corrupt file, not a data set (1e9 -> 512 GB head)
+MAX_PICKLE_BYTES = 1 << 30  # a CIFAR batch is ~31 MB; refuse anything near a gigabyte
+
+
 @dataclass(frozen=True)
 class Split:
-    """Training pool and test set: uint8 images ``(N, C, H, W)``, int64 labels ``(N,)``."""
+    """Training pool and test set: uint8 images ``(N, C, H, W)``, int64 labels ``(N,)``.
+
+    Validated on construction (:class:`DataError` naming the rule): both sets non-empty,
+    training and test images of one shape, labels in ``[0, classes)`` with
+    ``classes <= MAX_CLASSES``. ``digest`` identifies the content, whatever the file name.
+    """
 
     name: str
     train_images: np.ndarray
@@ -44,9 +54,39 @@ class Split:
     test_labels: np.ndarray
     classes: int
 
+    def __post_init__(self) -> None:
+        for part, images, labels in (("training", self.train_images, self.train_labels),
+                                     ("test", self.test_images, self.test_labels)):
+            if len(labels) == 0:
+                raise DataError(f"{self.name}: the {part} set is empty")
+            if images.ndim != 4 or len(images) != len(labels):
+                raise DataError(f"{self.name}: {part} images {images.shape} and labels "
+                                f"{labels.shape} do not match")
+            if labels.min() < 0 or labels.max() >= self.classes:
+                raise DataError(f"{self.name}: {part} labels must lie in [0, {self.classes}), "
+                                f"got {labels.min()}..{labels.max()}")
+        if not 2 <= self.classes <= MAX_CLASSES:
+            raise DataError(f"{self.name}: {self.classes} classes; expected 2 to {MAX_CLASSES} "
+                            "(a label of 1e9 is a corrupt file)")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise DataError(f"{self.name}: training images are {self.train_images.shape[1:]} "
+                            f"(C, H, W) but test images {self.test_images.shape[1:]}")
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the content (images, labels, classes): runs and checkpoints are keyed
+        by it, so two files of the same name never share results."""
+        h = hashlib.sha256()
+        for array in (self.train_images, self.train_labels, self.test_images,
+                      self.test_labels):
+            h.update(str((array.dtype.str, array.shape)).encode())
+            h.update(np.ascontiguousarray(array).tobytes())
+        h.update(str(self.classes).encode())
+        return h.hexdigest()
 
     def check_patch_size(self, patch_size: int) -> None:
         """Raise :class:`DataError` unless the image sides are multiples of the patch size."""
@@ -61,10 +101,11 @@ def _checked(images: np.ndarray, labels: np.ndarray, where: str) -> tuple[np.nda
         raise DataError(f"{where}: images must be uint8, got {images.dtype}")
     if images.ndim == 3:
         images = images[:, None]
-    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
-        images = images.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
-    elif images.ndim != 4:
-        raise DataError(f"{where}: images must be (N, H, W) or (N, H, W, C), got {images.shape}")
+    elif images.ndim == 4 and images.shape[-1] <= 4 < images.shape[1]:
+        images = images.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W), RGBA included
+    elif images.ndim != 4 or images.shape[1] > 4:
+        raise DataError(f"{where}: images must be (N, H, W), (N, H, W, C) or (N, C, H, W) with "
+                        f"at most 4 channels, got {images.shape}")
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (images.shape[0],):
         raise DataError(f"{where}: labels must be {images.shape[0]} integers, got "
@@ -126,16 +167,30 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in self.ALLOWED:
             raise DataError(f"refusing to unpickle {module}.{name}: only plain containers, "
                             "bytes and numpy arrays are allowed in a data file")
+        if name == "_reconstruct":
+            return _empty_reconstruct
         return super().find_class(module, name)
 
 
+def _empty_reconstruct(subtype: type, shape: tuple, dtype: object) -> np.ndarray:
+    """numpy's ``_reconstruct``, allowed only for the empty array that pickling starts
+    from: a pickle asking for a large uninitialised array up front is a memory bomb."""
+    if int(np.prod(shape)) != 0:
+        raise DataError(f"refusing an array pre-allocated with shape {shape} in a data file")
+    return np.ndarray.__new__(subtype, shape, dtype)
+
+
 def _unpickle(path: Path) -> dict:
+    size = path.stat().st_size
+    if size > MAX_PICKLE_BYTES:
+        raise DataError(f"{path}: {size:,} bytes is far larger than a CIFAR batch "
+                        f"(limit {MAX_PICKLE_BYTES:,})")
     try:
         with open(path, "rb") as f:
             obj = RestrictedUnpickler(f, encoding="bytes").load()
     except DataError as err:
         raise DataError(f"{path}: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, MemoryError) as err:
         raise DataError(f"{path}: not a readable CIFAR pickle ({err})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a dict, got {type(obj).__name__}")
@@ -149,6 +204,9 @@ def _cifar_arrays(batch: dict, path: Path, label_key: str) -> tuple[np.ndarray, 
     if data.ndim != 2 or data.shape[1] % 3:
         raise DataError(f"{path}: 'data' must be (N, 3*H*W), got {data.shape}")
     side = round((data.shape[1] // 3) ** 0.5)
+    if 3 * side * side != data.shape[1]:
+        raise DataError(f"{path}: 'data' rows of {data.shape[1]} values are not 3 square "
+                        "channels")
     images = data.reshape(-1, 3, side, side)
     return _checked(images, np.asarray(batch[label_key]), str(path))
 
@@ -177,9 +235,11 @@ def load_npz(path: str | Path) -> Split:
     """A ``.npz`` with train/test arrays (or ``images``/``labels``, split 80/20 by index)."""
     path = Path(path)
     try:
-        arrays = dict(np.load(path, allow_pickle=False))
-    except (ValueError, OSError) as err:
-        raise DataError(f"{path}: not a readable .npz without pickles ({err})") from None
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = dict(archive)
+    except Exception as err:  # BadZipFile, EOFError, ValueError, OSError, ...: one message
+        raise DataError(f"{path}: not a readable .npz without pickles "
+                        f"({type(err).__name__}: {err})") from None
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
         xtr, ytr = _checked(arrays["x_train"], arrays["y_train"], f"{path}:x_train")
         xte, yte = _checked(arrays["x_test"], arrays["y_test"], f"{path}:x_test")
@@ -190,6 +250,8 @@ def load_npz(path: str | Path) -> Split:
     else:
         raise DataError(f"{path}: expected arrays x_train, y_train, x_test, y_test (or images, "
                         f"labels), found {sorted(arrays)}")
+    if not len(ytr) or not len(yte):
+        raise DataError(f"{path}: the training or test set is empty")
     return Split(path.stem, xtr, ytr, xte, yte, int(max(ytr.max(), yte.max())) + 1)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from numeric.files import atomic_write_text
+from numeric.files import atomic_write_text, exclusive
 from numeric.train.data import Split
 from numeric.train.loop import RunResult, RunSpec, TrainConfig, train_run
 from numeric.train.models import ARMS, NetConfig
@@ -82,9 +82,16 @@ def run_experiment(cfg: ExperimentConfig, split: Split, out_dir: Path, *,
     after each training step (for progress displays).
     """
     net = cfg.net_for(split)
-    runs_dir, ckpt_dir = out_dir / "runs", out_dir / "checkpoints"
-    identity = json.dumps({"experiment": asdict(cfg), "net": asdict(net), "data": split.name},
+    identity = json.dumps({"experiment": asdict(cfg), "net": asdict(net),
+                           "data": {"name": split.name, "sha256": split.digest}},
                           indent=1) + "\n"
+    with exclusive(out_dir / ".lock", f"the experiment folder {out_dir}"):
+        return _run_grid(cfg, split, out_dir, identity, net, on_run, on_step, device)
+
+
+def _run_grid(cfg: ExperimentConfig, split: Split, out_dir: Path, identity: str,
+              net: NetConfig, on_run, on_step, device: str) -> list[RunResult]:
+    runs_dir, ckpt_dir = out_dir / "runs", out_dir / "checkpoints"
     config = out_dir / "config.json"
     if config.exists() and config.read_text() != identity:
         raise ValueError(f"{out_dir} holds results of a different configuration (see "

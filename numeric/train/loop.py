@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from numeric.files import exclusive
 from numeric.train.checkpoint import load_checkpoint, save_checkpoint
 from numeric.train.data import Split, nested_subsets
 from numeric.train.models import ARMS, NetConfig, build, convert, phase2_net
@@ -157,7 +159,8 @@ def train_run(spec: RunSpec, split: Split, net: NetConfig, cfg: TrainConfig, wor
     """Train one arm from scratch or from its checkpoint in ``workdir``; see module doc.
 
     ``device`` holds the model and data (batches and augmentation are drawn on the CPU,
-    so a seed gives the same batches everywhere).
+    so a seed gives the same batches everywhere). The run's files are locked while it
+    trains (by the process that writes them, rank 0).
 
     Returns:
         The run's result and the trained network.
@@ -165,14 +168,25 @@ def train_run(spec: RunSpec, split: Split, net: NetConfig, cfg: TrainConfig, wor
     Raises:
         TrainingDivergedError: non-finite loss (the last good checkpoint is kept).
         CheckpointError: a checkpoint in ``workdir`` that is corrupt or of another run.
+        FolderLockedError: another process is training the same run into ``workdir``.
     """
+    rank, _ = _distributed()
+    lock = (exclusive(Path(workdir) / f"{spec.id}.lock", f"run {spec.id} in {workdir}")
+            if rank == 0 else nullcontext())
+    with lock:
+        return _train_run(spec, split, net, cfg, workdir, on_step, device)
+
+
+def _train_run(spec: RunSpec, split: Split, net: NetConfig, cfg: TrainConfig, workdir: Path,
+               on_step: Callable[[int], None] | None,
+               device: str | torch.device) -> tuple[RunResult, nn.Module]:
     split.check_patch_size(net.patch_size)
     rank, world = _distributed()
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must divide among {world} processes")
     alpha = cfg.alpha if spec.alpha is None else spec.alpha
     identity = {"spec": asdict(spec), "net": asdict(net), "train": asdict(cfg),
-                "data": split.name}
+                "data": {"name": split.name, "sha256": split.digest}}
     path = Path(workdir) / f"{spec.id}.ckpt"
     dtype = getattr(torch, cfg.dtype)
     x, y, x_test, y_test = _tensors(split, spec.size, spec.seed)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 from torch import nn
 
-from numeric.conv_attention import ConvAttention, as_attention, conv_geometry
+from numeric.conv_attention import ConvAttention, as_attention
 from numeric.patches import patchify, unpatchify
+from theory.construction import structural_widths
+from theory.geometry import ConvGeometry
 
 
 @dataclass(frozen=True)
@@ -130,24 +131,23 @@ def attention_range(cfg: NetConfig) -> tuple[tuple[int, int], tuple[int, int]]:
     return (-reach, reach), (-reach, reach)
 
 
-def _mixer_conv(cfg: NetConfig) -> nn.Conv2d:
-    return nn.Conv2d(cfg.channels, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+def mixer_geometry(cfg: NetConfig) -> ConvGeometry:
+    """The phase-1 mixer convolution on the token grid (no module built: no RNG used)."""
+    return ConvGeometry.from_conv_params(
+        kernel_size=cfg.kernel_size, patch_size=cfg.patch_size, padding=cfg.kernel_size // 2,
+        in_channels=cfg.channels, out_channels=cfg.channels)
 
 
-@cache
 def value_widths(cfg: NetConfig) -> tuple[int, ...]:
-    """Phase-2 value width of each head: the generic rank of its block ``M_delta`` (the
-    most any kernel of the shape needs), measured on a fixed random kernel."""
-    gen = torch.Generator().manual_seed(0)
-    conv = _mixer_conv(cfg)
-    with torch.no_grad():
-        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen))
-    return as_attention(conv, cfg.patch_size).value_dims
+    """Phase-2 value width of each head: the exact factor width of its block ``M_delta``
+    for a generic kernel (``theory.construction.structural_widths``), the most any kernel
+    of the shape needs. A pure function of the shapes: it builds no module and consumes no
+    random number, so a network's weights never depend on what ran before in the process."""
+    return structural_widths(mixer_geometry(cfg))
 
 
 def _random_attention(cfg: NetConfig) -> ConvAttention:
-    geometry = conv_geometry(_mixer_conv(cfg), cfg.patch_size)
-    return ConvAttention(geometry, "zeros", value_widths(cfg), key_dim=cfg.key_dim,
+    return ConvAttention(mixer_geometry(cfg), "zeros", value_widths(cfg), key_dim=cfg.key_dim,
                          offset_range=attention_range(cfg))
 
 
