@@ -20,6 +20,7 @@ from numeric.reference import conv2d_reference
 from numeric.tolerances import (
     attention_error_bound,
     comparison_ratio,
+    control_perturbation,
     conv_error_bound,
     reference_bound,
 )
@@ -40,10 +41,13 @@ class Comparison:
     max_error_vs_reference: float
     worst_ratio: float
     shape_ok: bool
+    control_ratio: float = float("inf")  # the negative control's ratio: must exceed 1
 
     @property
     def passed(self) -> bool:
-        return self.shape_ok and self.worst_ratio <= 1.0
+        """Every bound held, and the negative control was rejected (the bound is tight
+        enough to catch an error of a few rounding units)."""
+        return self.shape_ok and self.worst_ratio <= 1.0 and self.control_ratio > 1.0
 
 
 def random_conv(case: ConvCase, generator: torch.Generator, dtype: torch.dtype,
@@ -80,9 +84,12 @@ def compare_case(case: ConvCase, *, dtype: torch.dtype = torch.float64, batch: i
     worst = max(comparison_ratio(y_att, y_conv, b_att + b_conv),
                 comparison_ratio(y_att, y_ref, b_att + b_ref),
                 comparison_ratio(y_conv, y_ref, b_conv + b_ref))
+    control = comparison_ratio(y_att.double() + control_perturbation(conv, attn, x), y_conv,
+                               b_att + b_conv)
     err = lambda a, b: float((a.double() - b.double()).abs().max())  # noqa: E731
     return Comparison(case, str(dtype).removeprefix("torch."), str(device), attn.num_heads,
-                      attn.total_value_dim, err(y_att, y_conv), err(y_att, y_ref), worst, True)
+                      attn.total_value_dim, err(y_att, y_conv), err(y_att, y_ref), worst, True,
+                      control)
 
 
 class strict_float32:  # noqa: N801 - used as a context manager, like torch.no_grad

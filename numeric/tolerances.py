@@ -113,7 +113,7 @@ def attention_error_bound(attn: nn.Module, conv: nn.Conv2d, x: torch.Tensor) -> 
     """
     record = _check_record(attn, conv)
     geometry, dtype = record.geometry, x.dtype
-    n = geometry.token_dim_in + sum(record.value_dims) + 3
+    n = geometry_terms(record)
     if record.heads == "plan" and record.alpha is None:
         return gamma(n, dtype) * absolute_conv(conv, x)
     x64 = x.detach().to(torch.float64).cpu().abs()
@@ -138,6 +138,24 @@ def attention_error_bound(attn: nn.Module, conv: nn.Conv2d, x: torch.Tensor) -> 
     image = unpatchify(absolute, (geometry.rows.out_patch, geometry.cols.out_patch),
                        geometry.out_channels)[..., :rows.out_length, :cols.out_length]
     return (gamma(n, dtype) * image).to(x.device)
+
+
+CONTROL_FACTOR = 3.0  # a negative control perturbs by 3x the first-principles rounding size
+
+
+def control_perturbation(conv: nn.Conv2d, attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A perturbation every comparison of ``attn`` with ``conv`` must REJECT (a negative
+    control): ``3 (n_att + n_conv) u (|w| * |x| + |b|)`` with the term counts and the unit
+    roundoff recomputed here from first principles, not through :func:`gamma`. If a check
+    still passes with it, its bound is at least 3x too wide to mean anything."""
+    record = _check_record(attn, conv)
+    n = geometry_terms(record) + conv_terms(conv)
+    return CONTROL_FACTOR * n * (torch.finfo(x.dtype).eps / 2) * absolute_conv(conv, x)
+
+
+def geometry_terms(record: ConstructionRecord) -> int:
+    """``n`` of the construction's hard-head bound: ``d_in + R + 3``."""
+    return record.geometry.token_dim_in + sum(record.value_dims) + 3
 
 
 def comparison_ratio(a: torch.Tensor, b: torch.Tensor, bound: torch.Tensor) -> float:

@@ -18,9 +18,10 @@ from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 
 STATUSES = ("passed", "failed", "error")
 # How a statement is known after a run (docs/theory.md §4); "failed" when any check failed.
-VERDICTS = ("proved", "verified", "refuted", "failed")
+VERDICTS = ("proved", "verified", "refuted", "partial", "failed")
 VERDICT_TEXT = {"proved": "proved for all parameters", "verified": "verified on instances",
-                "refuted": "refuted", "failed": "NOT checked"}
+                "refuted": "refuted", "partial": "partially checked",
+                "failed": "NOT checked"}
 
 
 @dataclass(frozen=True)
@@ -41,25 +42,39 @@ class ObligationResult:
 
 @dataclass(frozen=True)
 class TheoremResult:
+    """A theorem's obligations as run, and how the statement is therefore known.
+
+    ``unproved_dependencies``: the statements of ``theorem.depends_on`` that were not
+    proved in this run (set by :func:`run_checks`).
+    """
+
     theorem: Theorem
     obligations: tuple[ObligationResult, ...]
+    unproved_dependencies: tuple[str, ...] = ()
 
     @property
     def checked(self) -> bool:
-        """True only if every obligation passed."""
+        """True only if every obligation that ran passed."""
         return all(r.passed for r in self.obligations)
 
     @property
+    def complete(self) -> bool:
+        """Every obligation of the theorem ran (not cut by ``--only``)."""
+        return len(self.obligations) == len(self.theorem.obligations)
+
+    @property
     def verdict(self) -> str:
-        """One of :data:`VERDICTS`. ``proved`` needs every obligation of the theorem's
-        ``proved_by`` to have run and passed; ``refuted`` a passed refutation; otherwise a
-        passing run only *verifies* the statement on the instances its checks sampled."""
+        """One of :data:`VERDICTS`. ``failed`` if any obligation failed; ``partial`` if some
+        did not run; ``refuted`` for a refuted conjecture; ``proved`` only if every
+        obligation of ``proved_by`` passed and every statement it depends on is proved;
+        otherwise a passing run only *verifies* the statement on the instances sampled."""
         if not self.checked:
             return "failed"
+        if not self.complete:
+            return "partial"
         if self.theorem.refuted:
             return "refuted"
-        ran = {r.obligation.slug for r in self.obligations}
-        if self.theorem.proved_by and set(self.theorem.proved_by) <= ran:
+        if self.theorem.proved_by and not self.unproved_dependencies:
             return "proved"
         return "verified"
 
@@ -79,13 +94,28 @@ class TheoremResult:
 
     @property
     def status_text(self) -> str:
-        """The verdict as printed: e.g. ``verified on 174 instances (named and random
-        convolutions)``."""
-        if self.verdict == "verified":
-            return f"verified on {self.instances} instances ({self.theorem.family})"
-        if self.verdict == "refuted":
+        """The verdict as printed, e.g. ``verified on 174 instances (named and random
+        convolutions); 2 claims proved for all parameters; relies on lower_bound``."""
+        verdict = self.verdict
+        if verdict == "partial":
+            return (f"partially checked: {len(self.obligations)} of "
+                    f"{len(self.theorem.obligations)} obligations ran (--only)")
+        if verdict == "refuted":
             return f"refuted (counterexample: {self.counterexample})"
-        return VERDICT_TEXT[self.verdict]
+        if verdict == "failed":
+            return VERDICT_TEXT[verdict]
+        family = f" ({self.theorem.family})" if self.theorem.family else ""
+        if verdict == "proved":
+            return VERDICT_TEXT[verdict] + (
+                f"; the implementation verified on {self.instances} instances{family}"
+                if self.instances else "")
+        text = f"verified on {self.instances} instances{family}"
+        proved = [r for r in self.obligations if r.obligation.scope == "all"]
+        if proved:
+            text += f"; {len(proved)} of its claims proved for all parameters"
+        if self.unproved_dependencies:
+            text += f"; relies on {', '.join(self.unproved_dependencies)} (not proved)"
+        return text
 
 
 @dataclass(frozen=True)
@@ -175,6 +205,8 @@ def run_checks(
                 on_result(result)
             done.append(result)
         if done:
-            results.append(TheoremResult(theorem, tuple(done)))
+            verdicts = {r.theorem.id: r.verdict for r in results}
+            weak = tuple(d for d in theorem.depends_on if verdicts.get(d) != "proved")
+            results.append(TheoremResult(theorem, tuple(done), weak))
     return RunRecord(started, ctx, environment_versions(ctx.device), tuple(results),
                      time.perf_counter() - start)

@@ -102,6 +102,8 @@ class Theorem:
       "24 named convolutions and random ones"), for the *verified on N instances* label.
     * ``refuted``: the statement is a conjecture the checks refute; it needs an obligation
       of scope ``"refutation"``.
+    * ``depends_on``: ids of the statements its proof uses; it is *proved* only if they all
+      are (a corollary of a verified theorem is verified, whatever its own part).
     """
 
     id: str
@@ -116,6 +118,7 @@ class Theorem:
     proved_by: tuple[str, ...] = ()
     family: str = ""
     refuted: bool = False
+    depends_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _ID.match(self.id):

@@ -16,7 +16,8 @@ from proofs.theorem import Obligation
 STATUS_STYLE = {"passed": "[green]passed[/]", "failed": "[bold red]FAILED[/]",
                 "error": "[bold red]ERROR[/]"}
 VERDICT_STYLE = {"proved": "[bold green]proved[/]", "verified": "[cyan]verified[/]",
-                 "refuted": "[yellow]refuted[/]", "failed": "[bold red]NOT checked[/]"}
+                 "refuted": "[yellow]refuted[/]", "partial": "[yellow]partial[/]",
+                 "failed": "[bold red]NOT checked[/]"}
 
 
 def plain(latex: str) -> str:

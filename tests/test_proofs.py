@@ -94,8 +94,7 @@ def test_registry_labels_statements_honestly():
     proved = {t.id: t.proved_by for t in default_registry() if t.proved_by}
     assert proved == {"offset_lemma": ("certificates", "smt"),
                       "construction": ("index_arithmetic",),
-                      "pixel_vs_patch": ("patch_rank", "pixel_rank"),
-                      "softmax_gap": ("symbolic",)}
+                      "pixel_vs_patch": ("patch_rank", "pixel_rank")}
     assert [t.id for t in default_registry() if t.refuted] == ["unified_formula"]
 
 
@@ -119,3 +118,17 @@ def test_versions_are_recorded():
     record = run_checks([_theorem(lambda ctx: Evidence(True, "1"))], CheckContext())
     for key in ("python", "torch", "sympy", "z3-solver", "device"):
         assert key in record.versions
+
+
+def test_a_corollary_of_a_verified_theorem_is_not_proved():
+    ok = lambda ctx: Evidence(True, "1", examples=3)  # noqa: E731
+    base = Theorem("base", "theorem", "B", "0", (), "s", "p",
+                   (Obligation("base.x", "t", "numeric", ok),), family="toys")
+    corollary = Theorem("cor", "corollary", "C", "0", (), "s", "p",
+                        (Obligation("cor.z3", "t", "smt", ok, scope="all"),),
+                        proved_by=("z3",), depends_on=("base",), family="toys")
+    record = run_checks([base, corollary], CheckContext(quick=True))
+    result = record.theorems[1]
+    assert result.verdict == "verified" and "relies on base (not proved)" in result.status_text
+    alone = run_checks([corollary], CheckContext(quick=True)).theorems[0]
+    assert alone.verdict == "verified"  # a dependency that did not run proves nothing

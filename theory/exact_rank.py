@@ -98,6 +98,8 @@ def verify_certificate(rows: Sequence[Sequence[Number]], cert: RankCertificate) 
     row equal to its stated combination of the pivot rows."""
     if not rows:
         return cert.rank == 0
+    if not (len(cert.pivot_rows) == len(cert.pivot_cols) == cert.rank):
+        return False  # the claimed rank must be the size of the nonzero minor
     A = _qq_matrix(rows)
     if cert.rank == 0:
         return all(v == 0 for row in A.to_list() for v in row)

@@ -64,6 +64,9 @@ def offset_interval(a: int, b: int, patch_size: int, stride: int = 1) -> tuple[i
     """
     _require_int("patch_size", patch_size, 1)
     _require_int("stride", stride, 1)
+    for name, value in (("a", a), ("b", b)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
     if patch_size % stride:
         raise ValueError(f"patch_size={patch_size} must be a multiple of stride={stride}")
     if a + b < 0:

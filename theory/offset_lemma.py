@@ -28,6 +28,7 @@ from theory.geometry import AxisGeometry, offset_interval
 # Integer symbols of the lemma. P is not a free symbol: P = stride*Q keeps stride | P.
 Q, stride, a, b, u, t, m, lo, hi, c = sp.symbols("Q sigma a b u t m lo hi c", integer=True)
 ca, cb = sp.symbols("c_a c_b", integer=True)
+a_sym, b_sym = a, b  # the span symbols, under names that keyword arguments cannot shadow
 P = stride * Q
 x = u * stride + t  # the input position read, relative to the first pixel of the patch
 
@@ -79,13 +80,22 @@ def definition_facts(name: str, value: sp.Expr, expr: sp.Expr, text: str,
             Fact(f"{name}_upper", sp.expand(upper), f"{text} (upper side)"))
 
 
-def evaluate(expr: sp.Expr, **values: int) -> int:
-    """``expr`` at integer values (``P=..., a=..., b=..., sigma=...``), exactly: floors and
-    ceilings of exact fractions (``sympy.lambdify`` with ``Fraction`` arguments)."""
-    names = sorted(values)
-    symbols = [{"P": P_sym, "a": a, "b": b, "sigma": stride}[k] for k in names]
-    f = _lambdified(expr, tuple(symbols))
-    return int(f(*(Fraction(values[k]) for k in names)))
+def evaluate(expr: sp.Expr, *, P: int, a: int, b: int, sigma: int = 1) -> int:
+    """``expr`` (one of the lemma's formulas) at integers, exactly: floors and ceilings of
+    exact fractions (``sympy.lambdify`` with ``Fraction`` arguments).
+
+    Raises:
+        TypeError / ValueError: a non-integer argument, ``P < 1``, ``sigma < 1``, or a
+            stride that does not divide ``P`` (outside the lemma's hypotheses).
+    """
+    for name, value in (("P", P), ("a", a), ("b", b), ("sigma", sigma)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    if P < 1 or sigma < 1 or P % sigma:
+        raise ValueError(f"need P >= 1 and a stride sigma >= 1 dividing it, got P={P}, "
+                         f"sigma={sigma}")
+    f = _lambdified(expr, (P_sym, a_sym, b_sym, stride))
+    return int(f(Fraction(P), Fraction(a), Fraction(b), Fraction(sigma)))
 
 
 @lru_cache(maxsize=64)

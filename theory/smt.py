@@ -34,15 +34,40 @@ def _floor_is(q: z3.ArithRef, num: z3.ArithRef, den: z3.ArithRef) -> z3.BoolRef:
     return z3.And(q * den <= num, num < q * den + den)
 
 
-def _refute(claim: str, assertions: list, timeout_ms: int) -> SmtResult:
+def _check(assertions: list, timeout_ms: int) -> tuple[z3.CheckSatResult, z3.Solver]:
     solver = z3.Solver()
     solver.set("timeout", timeout_ms)
     solver.add(*assertions)
+    return solver.check(), solver
+
+
+def _refute(claim: str, assertions: list, timeout_ms: int,
+            implied: tuple[z3.BoolRef, ...] = (), domain: tuple[z3.BoolRef, ...] = ()
+            ) -> SmtResult:
+    """Prove ``claim``: the last assertion is its negation, the others its hypotheses.
+
+    Proved (answer ``unsat``) only if (1) the hypotheses alone are satisfiable, so that the
+    proof is not vacuous (else answer ``vacuous``); (2) every condition in ``implied`` (the
+    positivity of each translated floor's denominator) follows from ``domain``, the
+    parameters' stated range without the floors' own definitions, which would otherwise
+    silently exclude every parameter where a denominator is not positive (else
+    ``unproved side condition``); and (3) hypotheses plus negation are unsatisfiable.
+    """
+    *hypotheses, _negation = assertions
     start = time.perf_counter()
-    answer = solver.check()
-    seconds = time.perf_counter() - start
+    answer, solver = _check(hypotheses, timeout_ms)
+    if answer != z3.sat:
+        return SmtResult(claim, "vacuous" if answer == z3.unsat else f"hypotheses {answer}",
+                         time.perf_counter() - start,
+                         "the hypotheses admit no integers at all")
+    for condition in implied:
+        answer, solver = _check([*domain, z3.Not(condition)], timeout_ms)
+        if answer != z3.unsat:
+            return SmtResult(claim, "unproved side condition", time.perf_counter() - start,
+                             f"{condition} does not follow from the hypotheses")
+    answer, solver = _check(assertions, timeout_ms)
     model = str(solver.model()) if answer == z3.sat else None
-    return SmtResult(claim, str(answer), seconds, model)
+    return SmtResult(claim, str(answer), time.perf_counter() - start, model)
 
 
 class Translation:
@@ -51,7 +76,8 @@ class Translation:
 
     def __init__(self, symbols: dict[sp.Symbol, z3.ArithRef]) -> None:
         self.symbols = dict(symbols)
-        self.constraints: list[z3.BoolRef] = []
+        self.constraints: list[z3.BoolRef] = []   # the floors' and ceilings' definitions
+        self.positive: list[z3.BoolRef] = []      # their denominators >= 1: to be PROVED
 
     def __call__(self, expr: sp.Expr) -> z3.ArithRef:
         if expr.is_Integer:
@@ -70,7 +96,7 @@ class Translation:
             num, den = sp.fraction(sp.together(expr.args[0]))
             n, d = self(num), self(den)
             q = z3.FreshInt(type(expr).__name__)  # a new variable, never shared
-            self.constraints.append(d >= 1)  # the lemma's quotients are by P >= 1
+            self.positive.append(d >= 1)  # a side condition the caller must prove
             if isinstance(expr, sp.floor):
                 self.constraints.append(_floor_is(q, n, d))
             else:
@@ -92,44 +118,51 @@ def prove_offset_lemma(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
     Q, s, a, b, u, t, m = z3.Ints("Q stride a b u t m")
     P = s * Q
 
+    implied: list[z3.BoolRef] = []  # every translated denominator must be proved >= 1
+
     def translate(expr: sp.Expr, **fixed: z3.ArithRef) -> tuple[z3.ArithRef, list]:
         names = {lemma.P_sym: fixed.get("P", P), lemma.stride: fixed.get("stride", s),
                  lemma.a: a, lemma.b: b}
         tr = Translation(names)
         term = tr(expr)
+        implied.extend(tr.positive)
         return term, tr.constraints
 
     lo, lo_def = translate(lemma.LOWER)
     hi, hi_def = translate(lemma.UPPER)
-    hyps = [Q >= 1, s >= 1, a + b >= 0, *lo_def, *hi_def]
+    domain = (Q >= 1, s >= 1, a + b >= 0)
+    hyps = [*domain, *lo_def, *hi_def]
+    general = tuple(implied)
     in_span = z3.And(0 <= u, u <= Q - 1, -a <= t, t <= b)
 
     range_claim = _refute(
         "every offset floor((u*stride + t)/P) lies in [LOWER, UPPER]",
         [*hyps, in_span, _floor_is(m, u * s + t, P), z3.Or(m < lo, m > hi)],
-        timeout_ms,
+        timeout_ms, general, domain,
     )
     surjective = _refute(
         "every m in [LOWER, UPPER] is floor((u*stride + t)/P) for some u, t",
         [*hyps, lo <= m, m <= hi,
          z3.ForAll([u, t], z3.Not(z3.And(in_span, _floor_is(m, u * s + t, P))))],
-        timeout_ms,
+        timeout_ms, general, domain,
     )
     # Stride 1 (P = Q): UPPER - LOWER + 1 == COUNT_STRIDE_ONE.
     one = z3.IntVal(1)
     lo1, lo1_def = translate(lemma.LOWER, P=Q, stride=one)
     hi1, hi1_def = translate(lemma.UPPER, P=Q, stride=one)
     count1, count1_def = translate(lemma.COUNT_STRIDE_ONE, P=Q, stride=one)
-    stride_one = [Q >= 1, a >= 0, b >= 0, *lo1_def, *hi1_def, *count1_def]
+    domain_one = (Q >= 1, a >= 0, b >= 0)
+    stride_one = [*domain_one, *lo1_def, *hi1_def, *count1_def]
+    ones = tuple(implied[len(general):])
     count = _refute(
         "with stride 1 and a, b >= 0: UPPER - LOWER + 1 = COUNT_STRIDE_ONE",
         [*stride_one, hi1 - lo1 + 1 != count1],
-        timeout_ms,
+        timeout_ms, ones, domain_one,
     )
     nine = _refute(
         "with stride 1 and 1 <= a, b <= P: LOWER = -1 and UPPER = 1 (9 heads in 2-D)",
         [*stride_one, a >= 1, b >= 1, a <= Q, b <= Q, z3.Or(lo1 != -1, hi1 != 1)],
-        timeout_ms,
+        timeout_ms, ones, domain_one,
     )
     # Dilation d <= P, stride 1: taps t = k*d - a (k = 0..K-1, b = (K-1)*d - a) reach every
     # offset of [LOWER, UPPER], so the head count is COUNT_STRIDE_ONE. The witness for m:
@@ -144,7 +177,7 @@ def prove_offset_lemma(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
          _floor_is(kf, x_w + a, d),
          z3.Not(z3.And(0 <= u_w, u_w <= Q - 1, 0 <= k_w, k_w <= K - 1,
                        _floor_is(m, u_w + k_w * d - a, Q)))],
-        timeout_ms,
+        timeout_ms, ones, domain_one,
     )
     return range_claim, surjective, count, nine, dilated
 
@@ -169,8 +202,9 @@ def prove_index_arithmetic(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
     t = k * d - pad
     i = A * Q + u
     u_in = u * s + t - delta * P
-    hyps = [Q >= 1, s >= 1, 0 <= u, u <= Q - 1, K >= 1, 0 <= k, k <= K - 1, d >= 1,
-            pad >= 0, _floor_is(delta, u * s + t, P)]
+    domain = [Q >= 1, s >= 1, 0 <= u, u <= Q - 1, K >= 1, 0 <= k, k <= K - 1, d >= 1,
+              pad >= 0]
+    hyps = [*domain, _floor_is(delta, u * s + t, P)]
     tr = Translation({lemma.P_sym: P, lemma.stride: s, lemma.a: pad, lemma.b: (K - 1) * d - pad})
     lo, hi = tr(lemma.LOWER), tr(lemma.UPPER)
     return (
@@ -183,7 +217,8 @@ def prove_index_arithmetic(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
                  z3.Or(d2 != delta, v2 != u_in)], timeout_ms),
         _refute("delta lies in [LOWER, UPPER] of the span a = pad, b = (K-1)*d - pad",
                 [*hyps, *tr.constraints,
-                 z3.Or(delta < lo, delta > hi)], timeout_ms),
+                 z3.Or(delta < lo, delta > hi)], timeout_ms, tuple(tr.positive),
+                tuple(domain)),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from numeric.floor import floor_curve, nonnegative_rank_one_error, train_imitator
+from numeric.floor import floor_curve, nonnegative_rank_one_error, span_matrix, train_imitator
+from numeric.rank import kernel_rank
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from theory.bounds import APPROXIMATION_FLOOR
 
@@ -27,10 +28,34 @@ MARGIN = 0.25
 ROUNDING = 1e-9
 
 
+def floor_mismatch(conv: nn.Conv2d, floors: list[float]) -> str | None:
+    """The printed floor against an independent computation: the error of the rank-H
+    truncated SVD of ``Mat`` itself (Eckart-Young's optimum, reconstructed and measured),
+    positive exactly below the exact rank rho; and the one-head optimum never below it."""
+    _, Mat = span_matrix(conv, 2)
+    U, S, Vh = torch.linalg.svd(Mat, full_matrices=False)
+    total = float((Mat**2).sum())
+    rho = kernel_rank(conv, 2).rank
+    for H, f in enumerate(floors):
+        best = (U[:, :H] * S[:H]) @ Vh[:H]
+        truncated = float(((Mat - best) ** 2).sum()) / total
+        if abs(truncated - f) > 1e-12:
+            return f"floor({H}) = {f} but the truncated SVD leaves {truncated}"
+        if (f > 1e-12) != (H < rho):
+            return f"floor({H}) = {f} with exact rho = {rho}: positive exactly below rho"
+    one_head = nonnegative_rank_one_error(conv, 2)
+    if one_head < floors[1] - 1e-12:
+        return f"one content-free head reaches {one_head} < floor(1) = {floors[1]}"
+    return None
+
+
 def _training(ctx: CheckContext) -> Evidence:
     conv = imitation_target(ctx.seed)
     floors = floor_curve(conv, 2)
-    rho = sum(f > 0 for f in floors)
+    mismatch = floor_mismatch(conv, floors)
+    if mismatch:
+        return Evidence(False, "the floor itself", counterexample=mismatch)
+    rho = sum(f > 1e-12 for f in floors)
     heads = (1,) if ctx.quick else tuple(range(1, rho + 1))
     steps = 200 if ctx.quick else 500
     restarts = 3 if ctx.quick else 2

@@ -21,7 +21,7 @@ from numeric.strategies import conv_cases
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from theory import construction
 from theory.cases import NAMED_CASES, ConvCase, identity_grid
-from theory.geometry import ConvGeometry
+from theory.geometry import AxisGeometry, ConvGeometry
 from theory.offset_lemma import COUNT_STRIDE_ONE
 from theory.smt import prove_index_arithmetic
 
@@ -34,6 +34,36 @@ def _index_arithmetic(ctx: CheckContext) -> Evidence:
         detail="; ".join(r.claim for r in results),
         counterexample=(f"{failed[0].claim}: z3 said {failed[0].answer} "
                         f"{failed[0].counterexample or ''}") if failed else None)
+
+
+def _placements(ctx: CheckContext) -> Evidence:
+    """The code's placements (``theory.geometry``) against the arithmetic z3 proves, for
+    every small axis: each (output pixel, tap) reads offset ``floor(x/P)`` at position
+    ``x - P floor(x/P)`` with ``x = u*stride + tap``, exactly once."""
+    top = 8 if ctx.quick else 16
+    axes = 0
+    for P in range(1, top + 1):
+        for stride in (s for s in range(1, P + 1) if P % s == 0):
+            for K in range(1, 2 * P + 4):
+                for d in (1, 2, 3):
+                    for pad in range(0, d * (K - 1) + 1, max(1, (d * (K - 1)) // 3)):
+                        axis = AxisGeometry(K, P, d, stride, pad, pad)
+                        axes += 1
+                        seen = set()
+                        for pl in axis.placements():
+                            x = pl.out_pos * stride + axis.taps[pl.tap]
+                            if (pl.offset, pl.in_pos) != (x // P, x - P * (x // P)) \
+                                    or (pl.out_pos, pl.tap) in seen:
+                                return Evidence(False, f"{axes} axes", examples=axes,
+                                                counterexample=f"{axis}: {pl}")
+                            seen.add((pl.out_pos, pl.tap))
+                        if len(seen) != axis.out_patch * K:
+                            return Evidence(False, f"{axes} axes", examples=axes,
+                                            counterexample=f"{axis}: a tap is missing")
+    return Evidence(True, f"{axes} axes (P <= {top}, every stride | P, K <= 2P+3, "
+                    "dilation <= 3)", examples=axes,
+                    detail="the placements the code builds blocks from are the z3-proved "
+                           "arithmetic, each (output pixel, tap) once")
 
 
 def _exact_weights(ctx: CheckContext) -> Evidence:
@@ -221,6 +251,9 @@ THEOREM = Theorem(
         Obligation("construction.index_arithmetic",
                    "the pixel head delta reads is the pixel the conv reads, for all integers",
                    "smt", _index_arithmetic, scope="all"),
+        Obligation("construction.placements",
+                   "the code's tap placements are the proved arithmetic, for every small axis",
+                   "exhaustive", _placements),
         Obligation("construction.exact_weights",
                    "the layer's weights are the prescribed ones, exactly in rationals",
                    "symbolic", _exact_weights),
@@ -235,5 +268,6 @@ THEOREM = Theorem(
                    "property", _property),
     ),
     proved_by=("index_arithmetic",),
+    depends_on=("offset_lemma",),
     family="named and random convolutions",
 )

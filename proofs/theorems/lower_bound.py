@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from functools import cache
 
 import torch
@@ -12,6 +13,7 @@ from numeric.rank import kernel_rank
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from proofs.theorems.jacobian_lemma import MHSA_SIZES
 from theory.bounds import RhoRow, rho_row
+from theory.exact_rank import RankCertificate, exact_rank, verify_certificate
 
 
 @cache
@@ -31,8 +33,30 @@ def table_data(rows: tuple[RhoRow, ...]) -> list[dict]:
              "rho": r.rho, "upper": r.upper, "formula": r.issue_formula} for r in rows]
 
 
+def rank_checker_control() -> str | None:
+    """``verify_certificate`` must reject wrong certificates (negative controls): a claimed
+    rank one too high, a singular minor, a wrong row combination."""
+    rows = [[1, 2], [2, 4], [0, 1]]
+    good = exact_rank(rows)
+    wrong = {
+        "rank + 1": RankCertificate(good.rank + 1, good.pivot_rows, good.pivot_cols,
+                                    good.minor_det, good.combinations),
+        "singular minor": RankCertificate(2, (0, 1), (0, 1), Fraction(0), ((2, (0, 0)),)),
+        "wrong combination": RankCertificate(
+            good.rank, good.pivot_rows, good.pivot_cols, good.minor_det,
+            tuple((r, tuple(c + 1 for c in coeffs)) for r, coeffs in good.combinations)),
+    }
+    if not verify_certificate(rows, good):
+        return "the rank checker rejects a correct certificate"
+    accepted = [name for name, cert in wrong.items() if verify_certificate(rows, cert)]
+    return f"the rank checker accepted wrong certificates: {accepted}" if accepted else None
+
+
 def _table(ctx: CheckContext) -> Evidence:
     rows = rho_table(ctx.quick, ctx.seed)
+    control = rank_checker_control()
+    if control:
+        return Evidence(False, "negative controls of the rank checker", counterexample=control)
     bad = [r for r in rows if not (r.certificate_checked and r.certified
                                    and r.rho <= r.construction_heads)]
     return Evidence(
@@ -141,4 +165,5 @@ THEOREM = Theorem(
                    "certificate", _specific),
     ),
     family="the rho table, random MHSAs and specific kernels",
+    depends_on=("jacobian_lemma",),
 )

@@ -3,6 +3,8 @@ heads."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 from sympy.polys.matrices import DomainMatrix
 from torch import nn
@@ -15,7 +17,13 @@ from numeric.tolerances import attention_error_bound, comparison_ratio, conv_err
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from proofs.theorems.lower_bound import tap_kernel
 from theory.bounds import full_block_rows, span_rows
-from theory.minimal_heads import nonzero_rows, verify, verify_decomposition
+from theory.minimal_heads import (
+    Decomposition,
+    PositivityCertificate,
+    nonzero_rows,
+    verify,
+    verify_decomposition,
+)
 
 BLUR = [(s, t, float((1 + s % 2) * (1 + t % 2))) for s in range(3) for t in range(3)]
 
@@ -34,6 +42,26 @@ def minimal_cases(seed: int) -> list[tuple[str, nn.Conv2d, int, tuple[int, int]]
         ("blur 3x3 dilated by 2, 2x2 patches", tap_kernel(3, BLUR, dilation=2), 2, (3, 3)),
         ("signed 3x3 dilated by 2, 2x2 patches", tap_kernel(3, signed, dilation=2), 2, (3, 3)),
     ]
+
+
+def checker_controls() -> str | None:
+    """The exact checkers must reject bad certificates (negative controls): a vector with
+    ``M z`` zero somewhere, a ``y`` with a negative entry or all zero, columns that are not
+    probability vectors, a product ``A W`` off by one entry. ``None`` if all are rejected."""
+    one = Fraction(1)
+    rows = [[one, Fraction(0)], [Fraction(0), one]]
+    bad = {
+        "z with M z = (1, 0)": verify(rows, PositivityCertificate("positive", (one, 0 * one))),
+        "y with a negative entry": verify(rows, PositivityCertificate("farkas", (one, -one))),
+        "y = 0": verify(rows, PositivityCertificate("farkas", (0 * one, 0 * one))),
+        "columns not summing to 1": verify_decomposition(
+            rows, Decomposition(((one, one), (0 * one, one)), ((one, 0 * one), (0 * one, one)))),
+        "A W off by one entry": verify_decomposition(
+            rows, Decomposition(((one, 0 * one), (0 * one, one)),
+                                ((one, one), (0 * one, one)))),
+    }
+    accepted = [name for name, ok in bad.items() if ok]
+    return f"the checkers accepted bad certificates: {accepted}" if accepted else None
 
 
 def _certificates(ctx: CheckContext) -> Evidence:
@@ -66,6 +94,7 @@ def _certificates(ctx: CheckContext) -> Evidence:
                      "certificate": cert.kind, "minimum_heads": heads})
         if any(problems) and failure is None:
             failure = f"{name}: " + "; ".join(p for p in problems if p)
+    failure = failure or checker_controls()
     outcomes = {r["certificate"] for r in rows}
     return Evidence(failure is None and outcomes == {"positive", "farkas"},
                     f"{len(rows)} kernels, exact certificates (both outcomes)",
@@ -135,4 +164,5 @@ THEOREM = Theorem(
                    "numeric", _numeric),
     ),
     family="specific kernels",
+    depends_on=("lower_bound",),
 )

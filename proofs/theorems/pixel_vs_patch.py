@@ -166,5 +166,6 @@ THEOREM = Theorem(
                    _head_counts),
     ),
     proved_by=("patch_rank", "pixel_rank"),
+    depends_on=("lower_bound",),  # rho bounds the heads only through that theorem
     family="rho tables at random integer kernels and the certificates on the code",
 )

@@ -50,12 +50,17 @@ def _conv(ctx: CheckContext) -> Evidence:
     adv_image = adversarial_pointwise_image(pointwise, 6, (2, 3))
     adversarial = [conv_gap(pointwise, 1, a, adv_image) for a in ALPHAS]
     worst = max(c.ratio for c in curve + adversarial)
-    tight = max(c.ratio for c in adversarial)
+    # Tight at EVERY gap where the gap, not rounding, dominates (a max over alpha would let
+    # a layer whose gap is twice as wide pass on its smallest alpha).
+    keys = adv_image.shape[-2] * adv_image.shape[-1]  # pixel tokens, no frame (1x1 kernel)
+    dominated = [c.ratio for c in adversarial if gap.off_target_mass(keys, c.alpha) > 1e-10]
+    tight = min(dominated, default=0.0)
     return Evidence(
         worst <= 1.0 and tight >= 0.5,
         f"{len(ALPHAS)} gaps on a 3x3 conv (9 heads, 2x2 patches) + an adversarial 1x1 case",
         examples=2 * len(ALPHAS), worst=worst, bound=1.0,
-        detail=f"adversarial image reaches {tight:.4f} of the summed head bound",
+        detail=f"the adversarial image reaches >= {tight:.4f} of the summed head bound at "
+               f"each of the {len(dominated)} gaps where the gap dominates rounding",
         data={"alphas": list(ALPHAS), "max_error": [c.max_error for c in curve],
               "max_bound": [c.max_bound for c in curve],
               "bound_ratio": [c.ratio for c in curve],
@@ -99,6 +104,7 @@ THEOREM = Theorem(
         Obligation("softmax_gap.conv", "converted convolutions with finite alpha", "numeric",
                    _conv),
     ),
-    proved_by=("symbolic",),
+    # The identities are proved in free symbols; the two inequalities of the statement
+    # (monotonicity of the target weight, the triangle inequality) are prose: not proved.
     family="single heads and converted convolutions at 12 gaps",
 )
