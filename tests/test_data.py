@@ -114,3 +114,71 @@ def test_unknown_format_and_patch_size(tmp_path):
     _write_cifar10(tmp_path / "c10", side=10)
     with pytest.raises(DataError, match="not a multiple of patch_size=4"):
         load_data(tmp_path / "c10").check_patch_size(4)
+
+
+def _npz(path, x_train, y_train, x_test, y_test):
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.mark.parametrize(("name", "make", "match"), [
+    ("test images of another size",
+     lambda rng: (rng.integers(0, 256, (8, 28, 28), dtype=np.uint8), np.arange(8) % 2,
+                  rng.integers(0, 256, (4, 32, 32), dtype=np.uint8), np.arange(4) % 2),
+     r"training images are \(1, 28, 28\) .* but test images \(1, 32, 32\)"),
+    ("a label of 1e9",
+     lambda rng: (rng.integers(0, 256, (8, 8, 8), dtype=np.uint8),
+                  np.array([0, 1, 0, 1, 0, 1, 0, 10**9]),
+                  rng.integers(0, 256, (2, 8, 8), dtype=np.uint8), np.array([0, 1])),
+     r"1000000001 classes; expected 2 to 1000"),
+    ("an empty training set",
+     lambda rng: (np.zeros((0, 8, 8), dtype=np.uint8), np.zeros(0, dtype=np.int64),
+                  rng.integers(0, 256, (2, 8, 8), dtype=np.uint8), np.array([0, 1])),
+     r"the training or test set is empty"),
+])
+def test_npz_that_cannot_be_used_is_refused_by_name(tmp_path, name, make, match):
+    path = _npz(tmp_path / "x.npz", *make(np.random.default_rng(0)))
+    with pytest.raises(DataError, match=match):
+        load_npz(path)
+
+
+def test_rgba_images_are_channels_last(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (6, 32, 32, 4), dtype=np.uint8)
+    split = load_npz(_npz(tmp_path / "rgba.npz", x[:4], np.array([0, 1, 0, 1]), x[4:],
+                          np.array([0, 1])))
+    assert split.image_shape == (4, 32, 32)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", None])
+def test_truncated_or_empty_npz_gives_one_clear_error(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    if content is None:  # a real archive cut in half
+        rng = np.random.default_rng(4)
+        _npz(path, rng.integers(0, 256, (8, 8, 8), dtype=np.uint8), np.arange(8) % 2,
+             rng.integers(0, 256, (2, 8, 8), dtype=np.uint8), np.array([0, 1]))
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="not a readable .npz without pickles"):
+        load_npz(path)
+
+
+def test_a_preallocating_pickle_is_refused(tmp_path):
+    """A pickle that asks numpy for a 10^12-element array before any data arrives."""
+    import numpy.core.multiarray as multiarray  # noqa: F401 - the name the pickle uses
+
+    bomb = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01"
+            b"\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85q\x02c_codecs\nencode\nq\x03X\x01\x00\x00"
+            b"\x00bq\x04X\x06\x00\x00\x00latin1q\x05\x86q\x06Rq\x07\x87q\x08Rq\t.")
+    _write_cifar10(tmp_path / "bomb")
+    (tmp_path / "bomb" / "test_batch").write_bytes(bomb)
+    with pytest.raises(DataError, match=r"refusing an array pre-allocated with shape"):
+        load_cifar(tmp_path / "bomb")
+
+
+def test_split_digest_is_content_not_name(mnist):
+    import dataclasses
+
+    renamed = dataclasses.replace(mnist, name="another-name")
+    changed = dataclasses.replace(mnist, test_labels=mnist.test_labels[::-1].copy())
+    assert renamed.digest == mnist.digest != changed.digest

@@ -110,6 +110,8 @@ def _checked(images: np.ndarray, labels: np.ndarray, where: str) -> tuple[np.nda
     if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (images.shape[0],):
         raise DataError(f"{where}: labels must be {images.shape[0]} integers, got "
                         f"{labels.dtype} {labels.shape}")
+    if len(labels) == 0:
+        raise DataError(f"{where}: the training or test set is empty")
     if labels.min() < 0:
         raise DataError(f"{where}: labels must be >= 0")
     return np.ascontiguousarray(images), labels.astype(np.int64)
@@ -235,7 +237,7 @@ def load_npz(path: str | Path) -> Split:
     """A ``.npz`` with train/test arrays (or ``images``/``labels``, split 80/20 by index)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
             arrays = dict(archive)
     except Exception as err:  # BadZipFile, EOFError, ValueError, OSError, ...: one message
         raise DataError(f"{path}: not a readable .npz without pickles "

@@ -92,8 +92,8 @@ CATALOGUE: tuple[Mutant, ...] = (
            "device=conv.weight.device)",
            "the minimal construction's heads scaled by 1.05 (the issue's own mutant)"),
     Mutant("positions_in_values", "numeric/attention.py",
-           "values = self.value(x.reshape(B, Gh * Gw, -1))",
-           "values = self.value(x.reshape(B, Gh * Gw, -1)) * torch.linspace("
+           "values = self.value(x.reshape(B, Gh * Gw, x.shape[-1]))",
+           "values = self.value(x.reshape(B, Gh * Gw, x.shape[-1])) * torch.linspace("
            "1, 2, Gh * Gw, dtype=x.dtype, device=x.device)[:, None]",
            "a value-side positional factor (positions enter the values)"),
     Mutant("positions_without_bias", "numeric/attention.py",
