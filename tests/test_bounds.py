@@ -81,3 +81,42 @@ def test_bounds_text_mentions_both_counts():
     text = "\n".join(describe(5, 2, 3, 8))
     assert "construction: 9 heads" in text and "construction: 25 heads" in text
     assert "lower bound:  24 heads" in text and "offset lemma" in text
+
+
+def test_head_counts_with_dilation_stride_and_groups():
+    from theory.bounds import heads_needed, pixel_rho
+    from theory.geometry import ConvGeometry
+
+    assert heads_needed(5, 2, dilation=2) == 25       # dilation <= P: the whole interval
+    assert heads_needed(3, 2, dilation=5) == 25       # dilation > P: skips offsets (not 49)
+    assert heads_needed(3, 4, stride=2, padding=1) == 4
+    geom = ConvGeometry.from_conv_params(kernel_size=3, patch_size=1, in_channels=4,
+                                         out_channels=4, groups=2)
+    assert pixel_rho(geom) == min(9, 4 * 4 // 2)
+
+
+def test_exact_rank_small_cases():
+    from fractions import Fraction
+
+    from theory.exact_rank import exact_rank, verify_certificate
+
+    assert exact_rank([[1, 0], [0, 1]]).rank == 2
+    assert exact_rank([]).rank == 0
+    half = exact_rank([[Fraction(1, 2)]])
+    assert half.rank == 1 and half.minor_det == Fraction(1, 2)
+    zero = exact_rank([[0, 0], [0, 0]])
+    assert zero.rank == 0 and verify_certificate([[0, 0], [0, 0]], zero)
+    rows = [[1, 2], [2, 4]]
+    cert = exact_rank(rows)
+    partial = type(cert)(cert.rank, cert.pivot_rows, cert.pivot_cols, cert.minor_det, ())
+    assert verify_certificate(rows, cert) and not verify_certificate(rows, partial)
+
+
+def test_generic_rank_is_reproducible_and_records_its_shape():
+    from theory.bounds import generic_rank, rank_upper_bound, rho_row, table_geometry
+
+    geom = table_geometry(3, 2, 2, 3)
+    assert generic_rank(geom).certificate == generic_rank(geom).certificate
+    row = rho_row(3, 2, 2, 3)
+    assert (row.patch_size, row.kernel_size, row.in_channels, row.out_channels) == (2, 3, 2, 3)
+    assert row.upper == rank_upper_bound(geom) and table_geometry(3, 2).in_channels == 1

@@ -159,7 +159,7 @@ def test_truncated_or_empty_npz_gives_one_clear_error(tmp_path, content):
              rng.integers(0, 256, (2, 8, 8), dtype=np.uint8), np.array([0, 1]))
         content = path.read_bytes()[: path.stat().st_size // 2]
     path.write_bytes(content)
-    with pytest.raises(DataError, match="not a readable .npz without pickles"):
+    with pytest.raises(DataError, match=r"not a readable \.npz without pickles"):
         load_npz(path)
 
 

@@ -86,3 +86,18 @@ def test_token_index_is_channel_fastest():
     assert [token_index(0, 0, c, 2, 3) for c in range(3)] == [0, 1, 2]
     assert token_index(0, 1, 0, 2, 3) == 3
     assert token_index(1, 0, 0, 2, 3) == 6
+
+
+def test_sizes_must_be_ints_and_grids_must_fit():
+    """Gaps a generic mutation tool found: type checks, interval with stride, grid refusals."""
+    with pytest.raises(TypeError, match="kernel_size must be an int"):
+        AxisGeometry(3.0, 2)
+    with pytest.raises(TypeError, match="patch_size must be an int"):
+        AxisGeometry(3, True)
+    assert AxisGeometry(3, 4, stride=2, pad_lo=1, pad_hi=1).interval() == (-1, 0)
+    with pytest.raises(ValueError, match="length=5 must be a positive multiple"):
+        AxisGeometry(3, 2).grid(5)
+    with pytest.raises(ValueError, match="too small for a kernel of size 5"):
+        AxisGeometry(5, 2).grid(4)  # output length 0
+    grid = AxisGeometry(1, 2).grid(4)
+    assert (grid.frame_lo, grid.frame_hi, grid.query_tokens) == (0, 0, 2)

@@ -74,3 +74,22 @@ def test_minimal_arguments():
         as_attention(conv, 1, heads="few")
     with pytest.raises(ValueError, match="needs 2 heads even in the minimal"):
         as_attention(tap_kernel(3, [(0, 0, 1.0), (2, 2, -1.0)]), 1, heads="minimal", max_heads=1)
+
+
+def test_farkas_checker_rejects_negative_or_zero_vectors():
+    from theory.minimal_heads import verify_farkas
+
+    assert verify_farkas([[1], [-1]], [Fraction(1), Fraction(1)])
+    assert not verify_farkas([[1], [1]], [Fraction(1), Fraction(-1)])
+    assert not verify_farkas([[1], [-1]], [Fraction(0), Fraction(0)])
+
+
+def test_minimal_record_and_the_max_heads_boundary():
+    conv = tap_kernel(3, [(s, t, v * (-1) ** s) for s, t, v in BLUR])  # signed: 2 heads
+    attn = as_attention(conv, 1, heads="minimal", max_heads=2)  # exactly enough: accepted
+    record = attn.construction
+    assert (record.heads, record.head_plan, record.alpha) == ("minimal", None, None)
+    assert record.support == int((minimal_plan(conv, 1).distributions > 0).sum(1).max()) > 1
+    assert record.log_range > 0 and record.value_dims == attn.value_dims
+    with pytest.raises(ValueError, match="needs 2 heads even in the minimal construction"):
+        as_attention(conv, 1, heads="minimal", max_heads=1)

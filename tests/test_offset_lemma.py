@@ -82,3 +82,11 @@ def test_a_wrong_printed_formula_fails_every_check(name, monkeypatch):
     assert not all(r.ok for p in offset_lemma.all_proofs() for r in p.check())
     assert not all(r.proved for r in prove_offset_lemma())
     assert offset_lemma.brute_force(max_patch=3, max_span=4, max_dilation=2).mismatch
+
+
+def test_definition_facts_refuse_other_shapes():
+    P, b = offset_lemma.P_sym, offset_lemma.b
+    with pytest.raises(ValueError, match="must be \\+-floor"):
+        offset_lemma.definition_facts("x", offset_lemma.hi, 2 * sp.floor(b / P), "")
+    lower, upper = offset_lemma.definition_facts("y", offset_lemma.lo, -sp.floor(b / P), "")
+    assert lower.expr != upper.expr  # a coefficient of -1 is allowed

@@ -70,6 +70,8 @@ NAMED_CASES: tuple[ConvCase, ...] = (
     ConvCase("circular padding", 2, 3, padding_mode="circular", expected_heads=9),
     ConvCase("reflect padding", 2, 3, 1, 2, padding_mode="reflect", expected_heads=9),
     ConvCase("replicate padding", 2, 5, padding_mode="replicate", expected_heads=9),
+    ConvCase("asymmetric reflect padding", 2, (5, 3), padding=(2, 1), padding_mode="reflect",
+             grid=(3, 3), expected_heads=9),
     ConvCase("single-token grid", 3, 3, grid=(1, 1), expected_heads=9),
     ConvCase("kernel as large as the image", 2, 4, padding="valid", expected_heads=9),
     ConvCase("stride 3 in 3x3 patches", 3, 3, stride=3, padding=0, grid=(2, 2),
