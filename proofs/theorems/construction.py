@@ -18,6 +18,7 @@ from numeric.checks import (
 )
 from numeric.conv_attention import as_attention
 from numeric.strategies import conv_cases
+from proofs.evidence import smt_evidence
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from theory import construction
 from theory.cases import NAMED_CASES, ConvCase, identity_grid
@@ -27,13 +28,7 @@ from theory.smt import prove_index_arithmetic
 
 
 def _index_arithmetic(ctx: CheckContext) -> Evidence:
-    results = prove_index_arithmetic()
-    failed = [r for r in results if not r.proved]
-    return Evidence(
-        not failed, f"{len(results)} claims for all integers (z3)", examples=len(results),
-        detail="; ".join(r.claim for r in results),
-        counterexample=(f"{failed[0].claim}: z3 said {failed[0].answer} "
-                        f"{failed[0].counterexample or ''}") if failed else None)
+    return smt_evidence(prove_index_arithmetic(), "the index arithmetic of every tap")
 
 
 def _placements(ctx: CheckContext) -> Evidence:

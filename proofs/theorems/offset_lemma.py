@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from proofs.evidence import smt_evidence
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from theory import offset_lemma as lemma
 from theory.smt import prove_offset_lemma
@@ -19,15 +20,7 @@ def _certificates(ctx: CheckContext) -> Evidence:
 
 
 def _smt(ctx: CheckContext) -> Evidence:
-    results = prove_offset_lemma()
-    failed = [r for r in results if not r.proved]
-    return Evidence(
-        not failed, f"{len(results)} claims for all integers (z3, on the printed formulas)",
-        examples=len(results),
-        detail=f"slowest solver time {max(r.seconds for r in results):.2f} s",
-        counterexample=(f"{failed[0].claim}: z3 said {failed[0].answer}"
-                        f" {failed[0].counterexample or ''}") if failed else None,
-        data={"claims": [(r.claim, r.answer, r.seconds) for r in results]})
+    return smt_evidence(prove_offset_lemma(), "on the printed formulas")
 
 
 def _brute_force(ctx: CheckContext) -> Evidence:

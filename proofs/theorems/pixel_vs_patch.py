@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import cache
 
+from proofs.evidence import smt_evidence
 from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from proofs.theorems.lower_bound import rho_table
 from theory.bounds import generic_rank, nine_certificate_minor, span_rows
 from theory.exact_rank import exact_rank
 from theory.geometry import ConvGeometry
-from theory.smt import SmtResult, prove_patch_rank_nine, prove_pixel_blocks
+from theory.smt import prove_patch_rank_nine, prove_pixel_blocks
 
 CHANNELS = 9  # C_in = C_out = 9: C_in C_out = 81 >= K^2 for every K <= 9
 
@@ -31,21 +32,13 @@ def heads_table(quick: bool, seed: int = 0) -> tuple[dict, ...]:
     return tuple(rows)
 
 
-def _smt_evidence(results: tuple[SmtResult, ...], what: str) -> Evidence:
-    failed = [r for r in results if not r.proved]
-    return Evidence(not failed, f"{len(results)} claims for all integers (z3): {what}",
-                    examples=len(results), detail="; ".join(r.claim for r in results),
-                    counterexample=(f"{failed[0].claim}: z3 said {failed[0].answer} "
-                                    f"{failed[0].counterexample or ''}") if failed else None)
-
-
 def _patch_rank(ctx: CheckContext) -> Evidence:
-    return _smt_evidence(prove_patch_rank_nine(),
-                         "P >= 2, 3 <= K <= 2P+1 give a certificate minor != 0")
+    return smt_evidence(prove_patch_rank_nine(),
+                        "P >= 2, 3 <= K <= 2P+1 give a certificate minor != 0")
 
 
 def _pixel_rank(ctx: CheckContext) -> Evidence:
-    return _smt_evidence(prove_pixel_blocks(), "P = 1 puts each tap in a block of its own")
+    return smt_evidence(prove_pixel_blocks(), "P = 1 puts each tap in a block of its own")
 
 
 def pixel_identity_weights(geom: ConvGeometry) -> dict:
