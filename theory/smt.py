@@ -248,6 +248,16 @@ def _det3(m: list[list]):
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
 
 
+def same_padding_model(K):
+    """``(a, b)``: the taps 'same' padding puts before and after the centre, as modelled in
+    the z3 proof (``a = floor((K-1)/2)``, ``b = K - 1 - a``). On ints it returns ints (the
+    code's ``resolve_padding`` is checked against this); on a z3 term, ``(a, b, facts)``."""
+    if isinstance(K, int):
+        return (K - 1) // 2, K - 1 - (K - 1) // 2
+    a = z3.FreshInt("pad_lo")
+    return a, K - 1 - a, _floor_is(a, K - 1, z3.IntVal(2))
+
+
 def prove_patch_rank_nine(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
     """``rho = 9`` on patch tokens for all ``P >= 2`` and ``3 <= K <= 2P+1`` (docs/theory.md
     §3.3), the two integer facts the certificate needs, for all integers:
@@ -262,9 +272,10 @@ def prove_patch_rank_nine(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
     the certificate kernel has 9 independent blocks and the generic rank is 9.
     """
     P, K, a, b = z3.Ints("P K a b")
+    lo, hi, definition = same_padding_model(K)
     same = _refute(
         "'same' padding with 3 <= K <= 2P + 1 gives 1 <= a, b <= P",
-        [P >= 2, K >= 3, K <= 2 * P + 1, _floor_is(a, K - 1, z3.IntVal(2)), b == K - 1 - a,
+        [P >= 2, K >= 3, K <= 2 * P + 1, definition, a == lo, b == hi,
          z3.Or(a < 1, a > P, b < 1, b > P)], timeout_ms)
     det = _det3(nine_certificate_matrix(a, b, P))
     nonzero = _refute(

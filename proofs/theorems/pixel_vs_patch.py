@@ -9,8 +9,8 @@ from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from proofs.theorems.lower_bound import rho_table
 from theory.bounds import generic_rank, nine_certificate_minor, span_rows
 from theory.exact_rank import exact_rank
-from theory.geometry import ConvGeometry
-from theory.smt import prove_patch_rank_nine, prove_pixel_blocks
+from theory.geometry import ConvGeometry, resolve_padding
+from theory.smt import prove_patch_rank_nine, prove_pixel_blocks, same_padding_model
 
 CHANNELS = 9  # C_in = C_out = 9: C_in C_out = 81 >= K^2 for every K <= 9
 
@@ -64,6 +64,11 @@ def _through_code(ctx: CheckContext) -> Evidence:
             checks += 1
             if minor == 0 or abs(minor) != abs(predicted):
                 failure = failure or f"P={P} K={K}: minor {minor}, predicted {predicted}"
+    for K in range(1, 65):  # the z3 model of 'same' padding is the code's rule
+        (lo, hi), _ = resolve_padding("same", (K, K), (1, 1), (1, 1))
+        checks += 1
+        if (lo, hi) != same_padding_model(K):
+            failure = failure or f"'same' padding of K={K} is {(lo, hi)}, not the z3 model's"
     for K in (1, 2, 3, 5) if ctx.quick else range(1, 8):
         for c_in, c_out in ((1, 1), (2, 3), (3, 8)):
             geom = ConvGeometry.from_conv_params(kernel_size=K, patch_size=1, padding="same",
@@ -75,7 +80,8 @@ def _through_code(ctx: CheckContext) -> Evidence:
     return Evidence(failure is None, f"{checks} shapes: both certificates on the code's blocks",
                     examples=checks, counterexample=failure,
                     detail="9 x 9 minor = det^3 det^3 of the z3-proved 3 x 3 matrices; pixel "
-                           "certificate kernel of rank min(K^2, C_in C_out)")
+                           "certificate kernel of rank min(K^2, C_in C_out); the code's 'same' "
+                           "padding is the z3 model's for K <= 64")
 
 
 def _corollaries(ctx: CheckContext) -> Evidence:

@@ -182,6 +182,10 @@ CATALOGUE: tuple[Mutant, ...] = (
            "zi in zip(row, z, strict=True)) > 0 for row in rows)",
            "zi in zip(row, z, strict=True)) >= 0 for row in rows)",
            "the positive-vector checker accepts a zero entry (never met by the LP's vectors)"),
+    Mutant("same_padding_model_wrong", "theory/smt.py",
+           "return (K - 1) // 2, K - 1 - (K - 1) // 2",
+           "return K // 2, K - 1 - K // 2",
+           "the padding model of the rho = 9 proof is not what nn.Conv2d does for even K"),
     # --- the Jacobian lemma and necessity ------------------------------------------------
     Mutant("lemma_side_scaled", "numeric/jacobian.py",
            "return sum(A[h][:, None, None] * W for h, W in enumerate(head_products(att)))",
