@@ -90,7 +90,10 @@ def run_experiment(cfg: ExperimentConfig, split: Split, out_dir: Path, *,
 
 
 def _run_grid(cfg: ExperimentConfig, split: Split, out_dir: Path, identity: str,
-              net: NetConfig, on_run, on_step, device: str) -> list[RunResult]:
+              net: NetConfig, on_run: Callable[[RunSpec, int], None] | None,
+              on_step: Callable[[RunSpec, int], None] | None,
+              device: str) -> list[RunResult]:
+    """The grid's runs, resumed or skipped, under the folder lock of :func:`run_experiment`."""
     runs_dir, ckpt_dir = out_dir / "runs", out_dir / "checkpoints"
     config = out_dir / "config.json"
     if config.exists() and config.read_text() != identity:
