@@ -7,6 +7,20 @@ Positions enter the scores only, through the table ``B^h`` (the T5 / Swin form),
 values; the lower bounds of docs/theory.md §3.3 rely on that. Heads may have different value widths
 (the construction gives head ``h`` the rank of its ``M_delta``). The module is an ordinary
 trainable layer: the construction (``numeric.conv_attention``) only sets its weights.
+
+One module, two ways to compute the same function (``execution``):
+
+* ``"dense"``: every score, one fused ``F.scaled_dot_product_attention`` call per group of
+  heads of equal value width, the relative bias as its additive mask. Needed whenever a
+  head attends to more than one key (content scores, a finite gap ``alpha``, learned
+  biases).
+* ``"sparse"``: when every head's mask keeps exactly one offset (the construction's hard
+  heads), ``A^h`` is exactly 1 on that key and 0 elsewhere, whatever the (finite) scores,
+  so each head just reads the value of its one key: ``O(N H d)`` work and memory, no
+  ``N x N`` matrix.
+* ``"auto"`` (default): sparse when it applies and the layer is not training with
+  gradients (training uses dense, so that an optimiser sees the exact zero gradients of
+  the scores and bias rather than none).
 """
 
 from __future__ import annotations
@@ -15,9 +29,13 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from numeric.grouped_linear import ChannelGroups, GroupedLinear, GroupedShape
+
 Window = tuple[int, int, int, int]  # (top, left, height, width) on the token grid
+EXECUTIONS = ("auto", "dense", "sparse")
 
 
 class RelativeMultiheadAttention(nn.Module):
@@ -30,10 +48,14 @@ class RelativeMultiheadAttention(nn.Module):
         key_dim: query/key width per head, ``d_k``.
         offset_range: ``((lo_h, hi_h), (lo_w, hi_w))``, the relative offsets the bias table
             stores; offsets beyond it use the border entry (clipping, as in Shaw et al.).
+        channel_groups: value and output weights block diagonal over these channel groups
+            (:class:`~numeric.grouped_linear.GroupedLinear`; a grouped convolution's form);
+            ``None``: dense ``nn.Linear`` weights.
 
     Besides the learnable table ``rel_bias`` (``(H, hi_h-lo_h+1, hi_w-lo_w+1)``), the buffer
     ``rel_mask`` marks offsets a head may attend to; a masked score is ``-inf`` (hard
     attention). A query row with every key masked is refused, since softmax would be NaN.
+    ``execution`` (``"auto"``, ``"dense"`` or ``"sparse"``) picks how forward computes.
     """
 
     def __init__(
@@ -44,6 +66,7 @@ class RelativeMultiheadAttention(nn.Module):
         key_dim: int = 8,
         offset_range: tuple[tuple[int, int], tuple[int, int]] = ((-1, 1), (-1, 1)),
         *,
+        channel_groups: ChannelGroups | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -62,38 +85,87 @@ class RelativeMultiheadAttention(nn.Module):
         self.value_dims = tuple(int(d) for d in value_dims)
         self.key_dim = key_dim
         self.offset_range = ((lo_h, hi_h), (lo_w, hi_w))
-        heads = len(self.value_dims)
+        heads, total = len(self.value_dims), sum(self.value_dims)
         self.query = nn.Linear(dim_in, heads * key_dim, **kw)
         self.key = nn.Linear(dim_in, heads * key_dim, **kw)
-        self.value = nn.Linear(dim_in, sum(self.value_dims), **kw)
-        self.output = nn.Linear(sum(self.value_dims), dim_out, **kw)
+        if channel_groups is None or channel_groups.groups == 1:
+            self.value: nn.Module = nn.Linear(dim_in, total, **kw)
+            self.output: nn.Module = nn.Linear(total, dim_out, **kw)
+        else:
+            G = channel_groups.groups
+            if any(d % G for d in self.value_dims):
+                raise ValueError(f"value_dims {self.value_dims} must be multiples of "
+                                 f"groups={G} (each head's width is split over the groups)")
+            tokens_in = GroupedShape(dim_in // channel_groups.in_channels,
+                                     channel_groups.in_channels // G)
+            tokens_out = GroupedShape(dim_out // channel_groups.out_channels,
+                                      channel_groups.out_channels // G)
+            if tokens_in.features(G) != dim_in or tokens_out.features(G) != dim_out:
+                raise ValueError(f"token widths {dim_in}, {dim_out} are not whole pixels of "
+                                 f"{channel_groups.in_channels}, "
+                                 f"{channel_groups.out_channels} channels")
+            features = GroupedShape(total // G, 1)
+            self.value = GroupedLinear(G, tokens_in, features, **kw)
+            self.output = GroupedLinear(G, features, tokens_out, **kw)
         table = (heads, hi_h - lo_h + 1, hi_w - lo_w + 1)
         self.rel_bias = nn.Parameter(torch.zeros(table, **kw))
         self.register_buffer("rel_mask", torch.ones(table, dtype=torch.bool, device=device))
+        self.execution = "auto"
+        # Heads grouped by value width: one fused attention call per group.
+        widths = sorted(set(self.value_dims))
+        self._buckets = tuple(tuple(h for h, d in enumerate(self.value_dims) if d == w)
+                              for w in widths if w > 0)
+        self._tables: dict = {}        # (grid, window, device) -> relative-offset indices
+        self._checked: dict = {}       # (mask version, grid, window) -> True once checked
+        self._targets: tuple = (None, None)  # (mask version, one offset per head or None)
+        self._bias_cache: tuple = (None, None)  # (versions, grid, window) -> bias, inference
 
     @property
     def num_heads(self) -> int:
         return len(self.value_dims)
+
+    @property
+    def execution(self) -> str:
+        return self._execution
+
+    @execution.setter
+    def execution(self, mode: str) -> None:
+        if mode not in EXECUTIONS:
+            raise ValueError(f"execution={mode!r} must be one of {EXECUTIONS}")
+        self._execution = mode
+
+    def _offset_indices(self, grid: tuple[int, int], window: Window
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Table row and column of every (query, key) pair, ``(Nq, Nk)`` each; built once per
+        grid, window and device."""
+        dev = self.rel_bias.device
+        key = (grid, window, dev)
+        if key not in self._tables:
+            (lo_h, hi_h), (lo_w, hi_w) = self.offset_range
+            top, left, hq, wq = window
+            qr = torch.arange(top, top + hq, device=dev).repeat_interleave(wq)  # (Nq,)
+            qc = torch.arange(left, left + wq, device=dev).repeat(hq)
+            kr = torch.arange(grid[0], device=dev).repeat_interleave(grid[1])  # (Nk,)
+            kc = torch.arange(grid[1], device=dev).repeat(grid[0])
+            ih = (kr[None, :] - qr[:, None]).clamp(lo_h, hi_h) - lo_h  # (Nq, Nk)
+            iw = (kc[None, :] - qc[:, None]).clamp(lo_w, hi_w) - lo_w
+            self._tables[key] = (ih, iw)
+        return self._tables[key]
 
     def relative_bias(self, grid: tuple[int, int], window: Window) -> torch.Tensor:
         """``B^h[k - q]`` for every query of ``window`` and key of ``grid``: ``(H, Nq, Nk)``.
 
         Masked offsets are ``-inf``. Raises ``ValueError`` if some query has no key left.
         """
-        (lo_h, hi_h), (lo_w, hi_w) = self.offset_range
-        top, left, hq, wq = window
-        dev = self.rel_bias.device
-        qr = torch.arange(top, top + hq, device=dev).repeat_interleave(wq)  # (Nq,)
-        qc = torch.arange(left, left + wq, device=dev).repeat(hq)
-        kr = torch.arange(grid[0], device=dev).repeat_interleave(grid[1])  # (Nk,)
-        kc = torch.arange(grid[1], device=dev).repeat(grid[0])
-        ih = (kr[None, :] - qr[:, None]).clamp(lo_h, hi_h) - lo_h  # (Nq, Nk)
-        iw = (kc[None, :] - qc[:, None]).clamp(lo_w, hi_w) - lo_w
+        ih, iw = self._offset_indices(grid, window)
         allowed = self.rel_mask[:, ih, iw]  # (H, Nq, Nk)
-        if not allowed.any(-1).all():
-            h = int((~allowed.any(-1)).any(-1).nonzero()[0])
-            raise ValueError(f"head {h} masks every key of some query on a {grid} grid: "
-                             "the frame is too small for its offset (softmax would be NaN)")
+        version = (self.rel_mask._version, self.rel_mask.data_ptr(), grid, window)
+        if version not in self._checked:
+            if not allowed.any(-1).all():
+                h = int((~allowed.any(-1)).any(-1).nonzero()[0])
+                raise ValueError(f"head {h} masks every key of some query on a {grid} grid: "
+                                 "the frame is too small for its offset (softmax would be NaN)")
+            self._checked = {version: True}
         # A gather, not rel_bias[:, ih, iw]: the backward of advanced indexing accumulates
         # in a thread-dependent order on CPU (bitwise different gradients from run to run);
         # gather's backward, scatter_add, is deterministic there.
@@ -102,8 +174,39 @@ class RelativeMultiheadAttention(nn.Module):
         bias = self.rel_bias.reshape(H, -1).gather(1, index).view(H, *ih.shape)
         return bias.masked_fill(~allowed, float("-inf"))
 
+    def _inference_bias(self, grid: tuple[int, int], window: Window) -> torch.Tensor:
+        """:meth:`relative_bias`, kept between calls while no gradient can flow into it and
+        neither the table nor the mask has changed (their version counters say so)."""
+        if torch.is_grad_enabled() and self.rel_bias.requires_grad:
+            return self.relative_bias(grid, window)
+        key = (self.rel_bias._version, self.rel_bias.data_ptr(), self.rel_mask._version,
+               self.rel_mask.data_ptr(), grid, window)
+        if self._bias_cache[0] != key:
+            with torch.no_grad():
+                self._bias_cache = (key, self.relative_bias(grid, window))
+        return self._bias_cache[1]
+
+    def hard_targets(self) -> tuple[tuple[int, int], ...] | None:
+        """The one offset each head attends to, when every head's mask keeps exactly one
+        offset strictly inside the table (so no clipped offset shares it); else ``None``.
+        Then ``A^h`` is exactly one-hot for any finite scores, and ``"sparse"`` applies."""
+        version = (self.rel_mask._version, self.rel_mask.data_ptr())
+        if self._targets[0] != version:
+            mask = self.rel_mask.flatten(1)
+            targets = None
+            if bool((mask.sum(1) == 1).all()):
+                rows, cols = self.rel_mask.shape[1:]
+                (lo_h, _), (lo_w, _) = self.offset_range
+                flat = mask.to(torch.uint8).argmax(1).tolist()
+                inside = [(i // cols, i % cols) for i in flat]
+                if all(0 < i < rows - 1 and 0 < j < cols - 1 for i, j in inside):
+                    targets = tuple((i + lo_h, j + lo_w) for i, j in inside)
+            self._targets = (version, targets)
+        return self._targets[1]
+
     def attention_weights(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
-        """The attention matrices ``A^h``: ``(B, H, Nq, Nk)``, rows summing to 1."""
+        """The attention matrices ``A^h``: ``(B, H, Nq, Nk)``, rows summing to 1 (computed
+        explicitly, for inspection; forward never forms them on the sparse path)."""
         B, Gh, Gw, d_in = x.shape  # explicit sizes, not -1: an empty batch must work too
         window = window or (0, 0, Gh, Gw)
         top, left, hq, wq = window
@@ -116,6 +219,20 @@ class RelativeMultiheadAttention(nn.Module):
         scores = scores + self.relative_bias((Gh, Gw), window)
         return scores.softmax(dim=-1)
 
+    def path(self) -> str:
+        """``"dense"`` or ``"sparse"``: what the next forward will run (see the module doc)."""
+        if self.execution == "dense":
+            return "dense"
+        targets = self.hard_targets()
+        if self.execution == "sparse":
+            if targets is None:
+                raise ValueError("execution='sparse' needs every head's mask to keep exactly "
+                                 "one offset inside the bias table (hard heads); this layer "
+                                 "has heads attending to several keys: use 'dense' or 'auto'")
+            return "sparse"
+        training = self.training and torch.is_grad_enabled()
+        return "sparse" if targets is not None and not training else "dense"
+
     def forward(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
         """Attend from the queries in ``window`` to every token of ``x``.
 
@@ -123,22 +240,60 @@ class RelativeMultiheadAttention(nn.Module):
             x: ``(B, Gh, Gw, d_in)`` tokens on a grid (the keys, and the queries' source).
             window: ``(top, left, height, width)`` of the query tokens; default all.
         Returns:
-            ``(B, height, width, d_out)``.
+            ``(B, height, width, d_out)``, the same on both paths up to rounding (exactly
+            the same mathematics).
         """
         B, Gh, Gw, _ = x.shape
-        _, _, hq, wq = window or (0, 0, Gh, Gw)
-        attn = self.attention_weights(x, window)                              # (B, H, Nq, Nk)
-        values = self.value(x.reshape(B, Gh * Gw, x.shape[-1]))                 # (B, Nk, sum dv)
-        H, width = self.num_heads, self.value_dims[0]
-        if all(d == width for d in self.value_dims):  # equal widths: one batched product
-            v = values.view(B, Gh * Gw, H, width).transpose(1, 2)              # (B, H, Nk, dv)
-            mixed = (attn @ v).transpose(1, 2).reshape(B, hq * wq, H * width)  # (B, Nq, H*dv)
-        else:  # unbind, not attn[:, h]: its backward is one stack, not H zero-filled copies
-            mixed = torch.cat([a @ v for a, v in zip(attn.unbind(1),
-                                                     values.split(self.value_dims, -1),
-                                                     strict=True)], dim=-1)   # (B, Nq, sum dv)
+        window = window or (0, 0, Gh, Gw)
+        if self.path() == "sparse":
+            mixed = self._sparse_mix(x, window)
+        else:
+            mixed = self._dense_mix(x, window)
         y = self.output(mixed)                                                 # (B, Nq, d_out)
-        return y.reshape(B, hq, wq, y.shape[-1])
+        return y.reshape(B, window[2], window[3], y.shape[-1])
+
+    def _sparse_mix(self, x: torch.Tensor, window: Window) -> torch.Tensor:
+        """``sum_k A^h_qk v^h_k`` with one-hot ``A^h``: the value of key ``q + delta_h``."""
+        B, Gh, Gw, d_in = x.shape
+        top, left, hq, wq = window
+        values = self.value(x.reshape(B, Gh * Gw, d_in)).view(B, Gh, Gw, sum(self.value_dims))
+        parts, start = [], 0
+        for h, ((da, db), width) in enumerate(zip(self.hard_targets(), self.value_dims,
+                                                  strict=True)):
+            r, c = top + da, left + db
+            if r < 0 or c < 0 or r + hq > Gh or c + wq > Gw:
+                raise ValueError(f"head {h} masks every key of some query on a {(Gh, Gw)} "
+                                 "grid: the frame is too small for its offset")
+            parts.append(values[:, r:r + hq, c:c + wq, start:start + width])
+            start += width
+        mixed = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        return mixed.reshape(B, hq * wq, start)
+
+    def _dense_mix(self, x: torch.Tensor, window: Window) -> torch.Tensor:
+        """``sum_k A^h_qk v^h_k`` for every head, by fused attention per value width."""
+        B, Gh, Gw, d_in = x.shape
+        top, left, hq, wq = window
+        Nk, Nq, H, dk = Gh * Gw, hq * wq, self.num_heads, self.key_dim
+        keys = x.reshape(B, Nk, d_in)
+        queries = x[:, top:top + hq, left:left + wq].reshape(B, Nq, d_in)
+        q = self.query(queries).view(B, Nq, H, dk).transpose(1, 2)             # (B, H, Nq, dk)
+        k = self.key(keys).view(B, Nk, H, dk).transpose(1, 2)                  # (B, H, Nk, dk)
+        values = self.value(keys)                                               # (B, Nk, sum dv)
+        bias = self._inference_bias((Gh, Gw), window).to(q.dtype)               # (H, Nq, Nk)
+        if len(self._buckets) == 1 and len(self._buckets[0]) == H:  # equal widths
+            v = values.view(B, Nk, H, self.value_dims[0]).transpose(1, 2)     # (B, H, Nk, dv)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            return out.transpose(1, 2).reshape(B, Nq, sum(self.value_dims))
+        per_head = [values.new_zeros(B, Nq, 0)] * H
+        heads_of = values.split(self.value_dims, dim=-1)
+        for bucket in self._buckets:
+            idx = torch.tensor(bucket, device=q.device)
+            v = torch.stack([heads_of[h] for h in bucket], dim=1)               # (B, n, Nk, dv)
+            out = F.scaled_dot_product_attention(q.index_select(1, idx), k.index_select(1, idx),
+                                                 v, attn_mask=bias.index_select(0, idx))
+            for i, h in enumerate(bucket):
+                per_head[h] = out[:, i]                                         # (B, Nq, dv)
+        return torch.cat(per_head, dim=-1)
 
     @torch.no_grad()
     def select_offsets(

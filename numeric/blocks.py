@@ -12,24 +12,40 @@ from dataclasses import dataclass
 
 import torch
 
+from numeric.grouped_linear import GroupedShape
 from theory.construction import block_taps
 from theory.geometry import ConvGeometry
 
 
-def dense_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
-    """Grouped kernel ``(C_out, C_in/groups, Kh, Kw)`` as a dense ``(C_out, C_in, Kh, Kw)``
-    kernel that is zero between different groups."""
-    C_out, cin_g = weight.shape[:2]
-    dense = weight.new_zeros(C_out, cin_g * groups, *weight.shape[2:])
-    cout_g = C_out // groups
-    for g in range(groups):
-        dense[g * cout_g:(g + 1) * cout_g, g * cin_g:(g + 1) * cin_g] = \
-            weight[g * cout_g:(g + 1) * cout_g]
-    return dense
+def group_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, int], torch.Tensor]:
+    """``M_delta`` per channel group, without the zeros between groups.
+
+    Args:
+        weight: the convolution's kernel, ``(C_out, C_in/groups, Kh, Kw)``.
+    Returns:
+        offset -> ``(groups, P*P*C_in/groups, P_out_h*P_out_w*C_out/groups)``: group ``g``'s
+        diagonal block of :func:`block_matrices`, rows and columns in token order
+        ``(pixel, channel of the group)`` (``numeric.grouped_linear``'s layout). Memory and
+        work are linear in the kernel's size times ``P^2 P_out^2``, never quadratic in the
+        channel count of a grouped layer.
+    """
+    G = geom.groups
+    P, ph, pw = geom.patch_size, geom.rows.out_patch, geom.cols.out_patch
+    cout_g, cin_g = weight.shape[0] // G, weight.shape[1]
+    per_group = weight.reshape(G, cout_g, cin_g, *weight.shape[2:])
+    blocks = {}
+    for delta, taps in block_taps(geom).items():
+        M = weight.new_zeros(G, P, P, cin_g, ph, pw, cout_g)
+        for bt in taps:
+            M[:, bt.in_pixel[0], bt.in_pixel[1], :, bt.out_pixel[0], bt.out_pixel[1], :] = \
+                per_group[:, :, :, bt.tap[0], bt.tap[1]].transpose(1, 2)
+        blocks[delta] = M.reshape(G, P * P * cin_g, ph * pw * cout_g)
+    return blocks
 
 
 def block_matrices(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, int], torch.Tensor]:
-    """``M_delta`` for every head offset of ``geom``'s plan.
+    """``M_delta`` for every head offset of ``geom``'s plan, as dense matrices (zero between
+    channel groups): the per-group blocks of :func:`group_blocks` placed in token order.
 
     Args:
         weight: the convolution's kernel, ``(C_out, C_in/groups, Kh, Kw)``.
@@ -37,16 +53,17 @@ def block_matrices(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, 
         offset ``(da, db)`` -> ``(P*P*C_in, P_out_h*P_out_w*C_out)`` matrix, in the token
         order of ``theory.geometry.token_index``, same dtype and device as ``weight``.
     """
-    W = dense_weight(weight, geom.groups)
-    P, ph, pw = geom.patch_size, geom.rows.out_patch, geom.cols.out_patch
-    blocks = {}
-    for delta, taps in block_taps(geom).items():
-        M = W.new_zeros(P, P, geom.in_channels, ph, pw, geom.out_channels)
-        for bt in taps:
-            M[bt.in_pixel[0], bt.in_pixel[1], :, bt.out_pixel[0], bt.out_pixel[1], :] = \
-                W[:, :, bt.tap[0], bt.tap[1]].T
-        blocks[delta] = M.reshape(geom.token_dim_in, geom.token_dim_out)
-    return blocks
+    G = geom.groups
+    rows = GroupedShape(geom.patch_size**2, geom.in_channels // G).index(G)
+    cols = GroupedShape(geom.rows.out_patch * geom.cols.out_patch,
+                        geom.out_channels // G).index(G)
+    dense = {}
+    for delta, per_group in group_blocks(weight, geom).items():
+        M = weight.new_zeros(geom.token_dim_in, geom.token_dim_out)
+        for g in range(G):
+            M[rows[g][:, None], cols[g][None, :]] = per_group[g]
+        dense[delta] = M
+    return dense
 
 
 @dataclass(frozen=True)
@@ -59,17 +76,21 @@ class Factorization:
     bounded from the kernel alone (``numeric.tolerances``).
     """
 
-    value: torch.Tensor   # (d_in, width)
-    output: torch.Tensor  # (width, d_out)
+    value: torch.Tensor   # (d_in, width), or (groups, d_in, width) per channel group
+    output: torch.Tensor  # (width, d_out), or (groups, width, d_out)
 
     @property
     def width(self) -> int:
-        return self.value.shape[1]
+        return self.value.shape[-1]
 
 
 def factorize(M: torch.Tensor) -> Factorization:
     """Split ``M`` exactly into ``value @ output`` of inner width
     ``min(#nonzero rows, #nonzero columns)`` (docs/theory.md §3.2).
+
+    ``M`` may be one matrix ``(d_in, d_out)`` or a stack ``(groups, d_in, d_out)`` (the
+    per-group blocks of :func:`group_blocks`); a stack is split with one width for every
+    group, from the rows and columns nonzero in some group, and the factors are stacks too.
 
     With ``r`` nonzero columns (no more than the nonzero rows), ``value`` is those columns
     of ``M`` and ``output`` selects them back; otherwise ``value`` selects the nonzero rows
@@ -80,13 +101,18 @@ def factorize(M: torch.Tensor) -> Factorization:
     device.
     """
     nonzero = M != 0
+    if M.ndim == 3:
+        nonzero = nonzero.any(0)
     rows = nonzero.any(1).nonzero().flatten()
     cols = nonzero.any(0).nonzero().flatten()
-    d_in, d_out = M.shape
+    d_in, d_out = M.shape[-2:]
+    lead = M.shape[:-2]
     if len(cols) <= len(rows):
-        value = M[:, cols]                                                   # (d_in, r)
+        value = M[..., cols]                                                 # (d_in, r)
         output = torch.eye(d_out, dtype=M.dtype, device=M.device)[cols]      # (r, d_out)
+        output = output.expand(*lead, *output.shape)
     else:
         value = torch.eye(d_in, dtype=M.dtype, device=M.device)[:, rows]     # (d_in, r)
-        output = M[rows]                                                     # (r, d_out)
+        value = value.expand(*lead, *value.shape)
+        output = M[..., rows, :]                                             # (r, d_out)
     return Factorization(value, output)

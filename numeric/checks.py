@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from numeric.conv_attention import ConvAttention, as_attention
+from numeric.grouped_linear import weight_matrix
 from numeric.reference import conv2d_reference
 from numeric.tolerances import (
     attention_error_bound,
@@ -50,6 +51,9 @@ class Comparison:
         return self.shape_ok and self.worst_ratio <= 1.0 and self.control_ratio > 1.0
 
 
+EXECUTION_PATHS = ("sparse", "dense")  # numeric.attention: one-key reads, every score
+
+
 def random_conv(case: ConvCase, generator: torch.Generator, dtype: torch.dtype,
                 device: torch.device | str = "cpu") -> nn.Conv2d:
     """``nn.Conv2d`` of ``case`` with standard-normal weights and bias from ``generator``."""
@@ -62,34 +66,45 @@ def random_conv(case: ConvCase, generator: torch.Generator, dtype: torch.dtype,
 
 def compare_case(case: ConvCase, *, dtype: torch.dtype = torch.float64, batch: int = 2,
                  seed: int = 0, device: torch.device | str = "cpu") -> Comparison:
-    """Convert a random conv of ``case`` and compare attention, conv and reference."""
+    """Convert a random conv of ``case`` and compare attention (on both execution paths),
+    conv and the float64 reference: each path against the convolution and the reference,
+    the paths against each other (bound: twice the layer's), and the convolution against
+    the reference. The negative control must be rejected on both paths."""
     gen = torch.Generator().manual_seed(seed)
     conv = random_conv(case, gen, dtype, device)
     x = torch.randn(batch, case.in_channels, *case.image, generator=gen, dtype=dtype).to(device)
     attn = as_attention(conv, case.patch_size)
+    paths = {}
     with torch.no_grad():
-        y_att, y_conv = attn(x), conv(x)
+        for path in EXECUTION_PATHS:  # the same layer, both ways of computing it
+            attn.execution = path
+            paths[path] = attn(x)
+        attn.execution = "auto"
+        y_conv = conv(x)
     w = conv.weight.detach().cpu().numpy()
     b = conv.bias.detach().cpu().numpy() if conv.bias is not None else None
     y_ref = torch.from_numpy(conv2d_reference(
         x.cpu().numpy(), w, b, stride=conv.stride, padding=conv.padding,
         dilation=conv.dilation, groups=conv.groups, padding_mode=conv.padding_mode)).to(device)
-    shape_ok = y_att.shape == y_conv.shape == y_ref.shape
+    shape_ok = all(y.shape == y_conv.shape == y_ref.shape for y in paths.values())
     if not shape_ok:
         return Comparison(case, str(dtype), str(device), attn.num_heads, attn.total_value_dim,
                           float("inf"), float("inf"), float("inf"), False)
     b_att = attention_error_bound(attn, conv, x)
     b_conv = conv_error_bound(conv, x, dtype)
     b_ref = reference_bound(conv, x)
-    worst = max(comparison_ratio(y_att, y_conv, b_att + b_conv),
-                comparison_ratio(y_att, y_ref, b_att + b_ref),
-                comparison_ratio(y_conv, y_ref, b_conv + b_ref))
-    control = comparison_ratio(y_att.double() + control_perturbation(conv, attn, x), y_conv,
-                               b_att + b_conv)
+    worst = max(comparison_ratio(paths["dense"], paths["sparse"], 2 * b_att),
+                comparison_ratio(y_conv, y_ref, b_conv + b_ref),
+                *(comparison_ratio(y, y_conv, b_att + b_conv) for y in paths.values()),
+                *(comparison_ratio(y, y_ref, b_att + b_ref) for y in paths.values()))
+    shift = control_perturbation(conv, attn, x)
+    control = min(comparison_ratio(y.double() + shift, y_conv, b_att + b_conv)
+                  for y in paths.values())
     err = lambda a, b: float((a.double() - b.double()).abs().max())  # noqa: E731
     return Comparison(case, str(dtype).removeprefix("torch."), str(device), attn.num_heads,
-                      attn.total_value_dim, err(y_att, y_conv), err(y_att, y_ref), worst, True,
-                      control)
+                      attn.total_value_dim,
+                      max(err(y, y_conv) for y in paths.values()),
+                      max(err(y, y_ref) for y in paths.values()), worst, True, control)
 
 
 class strict_float32:  # noqa: N801 - used as a context manager, like torch.no_grad
@@ -139,8 +154,8 @@ def exact_construction_mismatch(conv: nn.Conv2d, attn: ConvAttention) -> str | N
             return f"{name} is not zero"
     weights = {k: Fraction(v) for k, v in zip(*_kernel_items(conv), strict=True)}
     blocks = symbolic_blocks(geom, weights)
-    values = att.value.weight.T.split(att.value_dims, dim=1)       # (d_in, d_v^h) each
-    outputs = att.output.weight.T.split(att.value_dims, dim=0)     # (d_v^h, d_out) each
+    values = weight_matrix(att.value).T.split(att.value_dims, dim=1)     # (d_in, d_v^h) each
+    outputs = weight_matrix(att.output).T.split(att.value_dims, dim=0)   # (d_v^h, d_out) each
     (lo_h, _), (lo_w, _) = att.offset_range
     for h, delta in enumerate(geom.head_plan()):
         M = blocks[delta]

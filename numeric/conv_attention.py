@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from numeric.attention import RelativeMultiheadAttention
-from numeric.blocks import Factorization, block_matrices, factorize
+from numeric.blocks import Factorization, factorize, group_blocks
+from numeric.grouped_linear import ChannelGroups
 from numeric.patches import frame_image, patchify, unpatchify
 from theory.geometry import PADDING_MODES, ConvGeometry
 
@@ -36,7 +38,9 @@ class ConstructionRecord:
     grid), ``head_plan`` (the offset each head attends to, ``None`` when heads mix offsets),
     ``alpha`` (``None``: hard masks; else the finite score gap), ``value_dims`` (value width
     per head), ``support`` (the most offsets one head attends to) and ``log_range`` (the
-    largest ``|log p|`` of the attention probabilities; 0 for hard heads).
+    largest ``|log p|`` of the attention probabilities; 0 for hard heads), ``value_groups``
+    (the channel groups the value and output weights are block diagonal over: the
+    convolution's ``groups`` for the plan construction, 1 for dense weights).
     """
 
     heads: str
@@ -47,6 +51,7 @@ class ConstructionRecord:
     value_dims: tuple[int, ...]
     support: int = 1
     log_range: float = 0.0
+    value_groups: int = 1
 
 
 def plan_offset_range(plan: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -67,6 +72,8 @@ class ConvAttention(nn.Module):
             border; give the whole grid for a freely trainable layer).
         construction: the :class:`ConstructionRecord` when the weights come from the
             construction (``as_attention`` passes it).
+        value_groups: split the value and output weights into this many channel groups
+            (block diagonal, ``numeric.grouped_linear``); must divide both channel counts.
 
     ``forward(x)`` maps ``(B, C_in, H, W)`` (``H``, ``W`` multiples of the patch size) to
     the convolution's output shape ``(B, C_out, H_out, W_out)``. Attributes: ``num_heads``,
@@ -87,6 +94,7 @@ class ConvAttention(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         construction: ConstructionRecord | None = None,
+        value_groups: int = 1,
     ) -> None:
         super().__init__()
         if padding_mode not in PADDING_MODES:
@@ -99,7 +107,10 @@ class ConvAttention(nn.Module):
         self.check_input = True  # refuse NaN/inf input with a clear error
         self.attention = RelativeMultiheadAttention(
             geometry.token_dim_in, geometry.token_dim_out, value_dims, key_dim,
-            offset_range or plan_offset_range(self.offsets), device=device, dtype=dtype)
+            offset_range or plan_offset_range(self.offsets),
+            channel_groups=ChannelGroups(value_groups, geometry.in_channels,
+                                         geometry.out_channels),
+            device=device, dtype=dtype)
 
     @property
     def patch_size(self) -> int:
@@ -108,6 +119,16 @@ class ConvAttention(nn.Module):
     @property
     def num_heads(self) -> int:
         return self.attention.num_heads
+
+    @property
+    def execution(self) -> str:
+        """``"auto"``, ``"dense"`` or ``"sparse"``: how the attention is computed
+        (``numeric.attention``; the same function on both paths)."""
+        return self.attention.execution
+
+    @execution.setter
+    def execution(self, mode: str) -> None:
+        self.attention.execution = mode
 
     @property
     def value_dims(self) -> tuple[int, ...]:
@@ -144,7 +165,7 @@ class ConvAttention(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.geometry.in_channels:
             raise ValueError(f"x must have shape (B, {self.geometry.in_channels}, H, W), "
                              f"got {tuple(x.shape)}")
-        if self.check_input and not torch.isfinite(x).all():
+        if self.check_input and not all_finite(x):
             raise ValueError("x contains NaN or inf")
         framed, rows, cols = frame_image(x, self.geometry, self.padding_mode)
         tokens = patchify(framed, self.patch_size)                       # (B, Gh', Gw', d_in)
@@ -153,6 +174,38 @@ class ConvAttention(nn.Module):
         out_patch = (self.geometry.rows.out_patch, self.geometry.cols.out_patch)
         image = unpatchify(y, out_patch, self.geometry.out_channels)
         return image[..., : rows.out_length, : cols.out_length]
+
+
+    def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, Gh, Gw, P*P*C_in) -> (B, Gh, Gw, P*P*C_out)``: the same layer on patch tokens,
+        equal to ``patchify(self(unpatchify(tokens)))`` without the two image round trips.
+
+        For ``'zeros'`` padding, where the frame is zero tokens, and a convolution whose
+        output covers whole output patches (e.g. stride 1, ``'same'`` padding).
+
+        Raises:
+            ValueError: another padding mode, or an output that would need cropping.
+        """
+        g = self.geometry
+        Gh, Gw = tokens.shape[1:3]
+        rows, cols = g.rows.grid(Gh * g.patch_size, "height"), g.cols.grid(Gw * g.patch_size,
+                                                                          "width")
+        if self.padding_mode != "zeros" or any(
+                a.out_length != a.query_tokens * axis.out_patch
+                for a, axis in ((rows, g.rows), (cols, g.cols))):
+            raise ValueError("forward_tokens needs padding_mode='zeros' and an output of whole "
+                             "patches; use forward on images")
+        framed = F.pad(tokens, (0, 0, cols.frame_lo, cols.frame_hi, rows.frame_lo,
+                                rows.frame_hi))
+        window = (rows.frame_lo, cols.frame_lo, rows.query_tokens, cols.query_tokens)
+        return self.attention(framed, window)
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry of ``x`` is finite. A finite sum proves it in one pass (NaN and
+    inf propagate through a sum); only a non-finite sum, which finite entries can also
+    give by overflow, pays for the entrywise test."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def check_convertible(conv: nn.Module) -> None:
@@ -273,16 +326,22 @@ def as_attention(
             f"this convolution needs {geometry.num_heads} heads on patches of {patch_size} "
             f"(offsets {geometry.rows.offsets()} x {geometry.cols.offsets()}), "
             f"but max_heads={max_heads}")
-    blocks = block_matrices(conv.weight.detach(), geometry)
+    # Per channel group: a grouped or depthwise layer costs its own weights, not C_in x C_out.
+    groups = geometry.groups
+    blocks = group_blocks(conv.weight.detach(), geometry)
     factors = [factorize(blocks[delta]) for delta in geometry.head_plan()]
     if value_dims is not None:
         widths = ([value_dims] * len(factors) if isinstance(value_dims, int)
                   else list(value_dims))
         if len(widths) != len(factors):
             raise ValueError(f"value_dims has {len(widths)} entries for {len(factors)} heads")
-        factors = [pad_factor(f, w) for f, w in zip(factors, widths, strict=True)]
+        if any(w % groups for w in widths):
+            raise ValueError(f"value_dims {tuple(widths)} must be multiples of the "
+                             f"convolution's groups={groups}")
+        factors = [pad_factor(f, w // groups) for f, w in zip(factors, widths, strict=True)]
     record = ConstructionRecord("plan", geometry, conv.padding_mode, geometry.head_plan(),
-                                alpha, tuple(f.width for f in factors))
+                                alpha, tuple(groups * f.width for f in factors),
+                                value_groups=groups)
     module = _content_free_module(conv, record, factors, key_dim, offset_range)
     module.attention.select_offsets(record.head_plan, alpha)
     return module
@@ -298,8 +357,9 @@ def pad_factor(f: Factorization, width: int) -> Factorization:
         raise ValueError(f"value width {width} is below the width {f.width} that a block "
                          "M_delta needs (its nonzero rows or columns, whichever are fewer)")
     extra = width - f.width
-    value = torch.cat([f.value, f.value.new_zeros(f.value.shape[0], extra)], dim=1)
-    output = torch.cat([f.output, f.output.new_zeros(extra, f.output.shape[1])], dim=0)
+    lead = f.value.shape[:-2]
+    value = torch.cat([f.value, f.value.new_zeros(*lead, f.value.shape[-2], extra)], dim=-1)
+    output = torch.cat([f.output, f.output.new_zeros(*lead, extra, f.output.shape[-1])], dim=-2)
     return Factorization(value, output)
 
 
@@ -312,14 +372,20 @@ def _content_free_module(conv: nn.Conv2d, record: ConstructionRecord,
     geometry = record.geometry
     module = ConvAttention(geometry, conv.padding_mode, record.value_dims, key_dim=key_dim,
                            offset_range=offset_range, device=weight.device,
-                           dtype=weight.dtype, construction=record)
+                           dtype=weight.dtype, construction=record,
+                           value_groups=record.value_groups)
     att = module.attention
     for layer in (att.query, att.key):
         layer.weight.zero_()
         layer.bias.zero_()
-    att.value.weight.copy_(torch.cat([f.value for f in factors], dim=1).T)
+    # Stacks (groups, ., .) of per-group factors, or single matrices for dense weights.
+    value = torch.cat([f.value for f in factors], dim=-1)        # ([G,] d_in, R)
+    output = torch.cat([f.output for f in factors], dim=-2)      # ([G,] R, d_out)
+    if record.value_groups == 1 and value.ndim == 3:
+        value, output = value[0], output[0]
+    att.value.weight.copy_(value.transpose(-1, -2))
     att.value.bias.zero_()
-    att.output.weight.copy_(torch.cat([f.output for f in factors], dim=0).T)
+    att.output.weight.copy_(output.transpose(-1, -2))
     pixels = geometry.rows.out_patch * geometry.cols.out_patch
     bias = conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels)
     att.output.bias.copy_(bias.detach().repeat(pixels))  # beta, in (u, v, o) order

@@ -149,21 +149,32 @@ def convert_model(
     *,
     alpha: float | None = None,
     max_heads: int = DEFAULT_MAX_HEADS,
+    key_dim: int | None = None,
 ) -> nn.Module:
     """A copy of ``model`` with every ``nn.Conv2d`` replaced by ``as_attention`` of it.
+
+    ``key_dim`` (query/key width per head) defaults to 1 with hard masks (``alpha=None``:
+    each head's mask keeps one key, so its scores can never change the output and wider
+    zero queries and keys would only cost memory) and to 8 with a finite gap, where the
+    scores are trainable.
 
     The patch size of each layer is chosen by :func:`plan_conversion` (see there for
     ``patch_size`` and ``max_heads``, which guides the choice but never refuses a layer).
     Shared convolutions stay shared. The original model is not modified, not even run.
     The returned copy carries its plan as ``conversion_plan``.
     """
-    converted = copy.deepcopy(model)
+    # The copy shares the original's convolutions until each is replaced: they are only read
+    # (and run once to see their input sizes), and copying their weights first would hold
+    # the network's largest tensors twice during conversion.
+    originals = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    converted = copy.deepcopy(model, memo={id(m): m for m in originals})
     plans = plan_conversion(converted, example_input, patch_size, max_heads=max_heads)
+    width = key_dim if key_dim is not None else (1 if alpha is None else 8)
     modules = dict(converted.named_modules())
     replacement = {}
     for plan in plans:
         conv = modules[plan.name]
-        attn = as_attention(conv, plan.patch_size, alpha=alpha)
+        attn = as_attention(conv, plan.patch_size, alpha=alpha, key_dim=width)
         replacement[id(conv)] = attn.train(conv.training)
     if id(converted) in replacement:  # the model is itself a single convolution
         converted = replacement[id(converted)]

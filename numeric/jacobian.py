@@ -15,13 +15,14 @@ import torch
 from torch.func import jacrev
 
 from numeric.attention import RelativeMultiheadAttention, Window
+from numeric.grouped_linear import weight_matrix
 from numeric.tolerances import gamma
 
 
 def head_products(att: RelativeMultiheadAttention) -> list[torch.Tensor]:
     """``W_V^h W_O^h`` per head, each ``(d_in, d_out)``."""
-    values = att.value.weight.split(att.value_dims, dim=0)       # (d_v^h, d_in)
-    outputs = att.output.weight.split(att.value_dims, dim=1)     # (d_out, d_v^h)
+    values = weight_matrix(att.value).split(att.value_dims, dim=0)     # (d_v^h, d_in)
+    outputs = weight_matrix(att.output).split(att.value_dims, dim=1)   # (d_out, d_v^h)
     return [v.T @ o.T for v, o in zip(values, outputs, strict=True)]
 
 
@@ -90,8 +91,8 @@ def jacobian_error_bound(att: RelativeMultiheadAttention, grid: tuple[int, int],
     WQ = att.query.weight.abs().split(dk, 0)                            # (d_k, d_in) per head
     WK = att.key.weight.abs().split(dk, 0)
     bQ, bK = att.query.bias.abs().split(dk), att.key.bias.abs().split(dk)
-    values = att.value.weight.abs().split(att.value_dims, 0)
-    outputs = att.output.weight.abs().split(att.value_dims, 1)
+    values = weight_matrix(att.value).abs().split(att.value_dims, 0)
+    outputs = weight_matrix(att.output).abs().split(att.value_dims, 1)
     biases = att.value.bias.abs().split(att.value_dims)
     S = torch.zeros(A.shape[1], d_in, att.output.out_features, dtype=A.dtype, device=A.device)
     for h in range(att.num_heads):

@@ -99,7 +99,8 @@ def attention_error_bound(attn: nn.Module, conv: nn.Conv2d, x: torch.Tensor) -> 
     Hard heads (``support == 1``): the factors are exact (``numeric.blocks.factorize``)
     and ``A^h`` is exactly 0 or 1, so the only rounding is in the products, at most
     ``gamma_n (|w| * |x| + |b|)`` (the convolution with every sign made positive) with
-    ``n = d_in + R + 3``, ``R`` the total value width. Heads that mix ``s`` offsets with
+    ``n = (d_in + R)/g + 3``, ``R`` the total value width, ``g`` the channel groups of the
+    value and output weights. Heads that mix ``s`` offsets with
     probabilities ``p`` (the minimal construction, ``W_V^h W_O^h = W^h`` of its exact
     decomposition) add the softmax: ``n += s + 4 + ceil(max |log p|)``, and the absolute
     run weights each offset by its probability: ``sum_delta |x_{q+delta}| sum_h p_h(delta)
@@ -154,8 +155,10 @@ def control_perturbation(conv: nn.Conv2d, attn: nn.Module, x: torch.Tensor) -> t
 
 
 def geometry_terms(record: ConstructionRecord) -> int:
-    """``n`` of the construction's hard-head bound: ``d_in + R + 3``."""
-    return record.geometry.token_dim_in + sum(record.value_dims) + 3
+    """``n`` of the construction's hard-head bound: ``(d_in + R) / g + 3``, with ``g`` the
+    channel groups of the value and output weights (each output of a block-diagonal
+    product sums over its own group only; ``g = 1`` for dense weights)."""
+    return (record.geometry.token_dim_in + sum(record.value_dims)) // record.value_groups + 3
 
 
 def comparison_ratio(a: torch.Tensor, b: torch.Tensor, bound: torch.Tensor) -> float:

@@ -131,7 +131,9 @@ def _write_reports(record, registry, folder: Path, args: argparse.Namespace,
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     from report.bench import run_benchmarks
 
-    return run_benchmarks(args.out / "bench", console, quick=args.quick, seed=args.seed)
+    return run_benchmarks(args.out / "bench", console, quick=args.quick, seed=args.seed,
+                          device=_device(args.device), networks=tuple(args.networks or ()),
+                          image=args.image)
 
 
 def cmd_bounds(args: argparse.Namespace, console: Console) -> int:
@@ -285,8 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "required (yes, fails without it), or not at all")
     verify.set_defaults(func=cmd_verify)
 
-    bench = sub.add_parser("bench", help="forward time of attention vs Conv2d; proof times")
-    bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench = sub.add_parser("bench", help="speed and memory as ratios: layers, networks, "
+                                          "training steps, proof times")
+    bench.add_argument("--quick", action="store_true",
+                       help="fewer repetitions, resnet50 only, 64x64 images (a smoke run)")
+    bench.add_argument("--networks", nargs="+", metavar="NAME",
+                       choices=("resnet50", "efficientnet_b0", "mobilenetv3_large_w1",
+                                "resnet18", "regnetx002"),
+                       help="pytorchcv networks (default: resnet50 efficientnet_b0)")
+    bench.add_argument("--image", type=positive_int, default=None,
+                       help="image side in pixels (default: 224; 64 with --quick)")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--out", type=Path, default=DEFAULT_OUT)
     bench.set_defaults(func=cmd_bench)

@@ -31,10 +31,18 @@ def test_published_network_logits_match(name):
     assert sum(isinstance(m, ConvAttention) for m in converted.modules()) == len(convs)
     if name.startswith("resnext"):
         assert any(c.groups > 1 for c in convs)  # grouped convolutions are covered
+    layers = [m for m in converted.modules() if isinstance(m, ConvAttention)]
+    assert {m.attention.path() for m in layers} == {"sparse"}  # inference: one-key reads
     with torch.no_grad():
         expected, got = model(x), converted(x)
+        for m in layers:
+            m.execution = "dense"
+        dense = converted(x)
     # float64 end to end: differences are rounding only (about 1e-14 on logits of order 1-10)
     assert (got - expected).abs().max() <= 1e-10 * expected.abs().max()
+    assert (dense - expected).abs().max() <= 1e-10 * expected.abs().max()
+    # The copy shared the original's convolutions only while converting.
+    assert not any(m is c for m in converted.modules() for c in convs)
     for k, v in model.state_dict().items():  # the original is untouched
         assert torch.equal(v, before[k])
 

@@ -80,8 +80,7 @@ class AttentionMixer(nn.Module):
         self.attention = attention
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:            # (B, G, G, D)
-        P = self.cfg.patch_size
-        return patchify(self.attention(unpatchify(tokens, (P, P), self.cfg.channels)), P)
+        return self.attention.forward_tokens(tokens)  # zero-token frame, no image round trip
 
 
 class MLP(nn.Sequential):

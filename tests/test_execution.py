@@ -1,0 +1,188 @@
+"""One layer, two execution paths (numeric/attention.py), and grouped weights.
+
+Both paths must compute the same function: against each other and against ``Conv2d``
+within the layer's stated rounding bound (``numeric.tolerances``), in float64 and float32,
+for every convolution option (the property test of tests/test_conv_attention.py runs
+``compare_case``, which checks both paths on every drawn case; here the parts around it).
+"""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from numeric import as_attention
+from numeric.checks import compare_case, random_conv
+from numeric.conv_attention import all_finite
+from numeric.grouped_linear import GroupedLinear, GroupedShape
+from numeric.patches import patchify
+from numeric.tolerances import attention_error_bound, comparison_ratio
+from theory.cases import NAMED_CASES, ConvCase
+
+DTYPES = [torch.float64, torch.float32]
+
+
+def _layer(case: ConvCase, dtype=torch.float64, **kwargs):
+    gen = torch.Generator().manual_seed(0)
+    conv = random_conv(case, gen, dtype)
+    x = torch.randn(2, case.in_channels, *case.image, generator=gen, dtype=dtype)
+    return conv, as_attention(conv, case.patch_size, **kwargs), x
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", NAMED_CASES, ids=lambda c: c.name)
+def test_both_paths_equal_the_convolution(case, dtype):
+    r = compare_case(case, dtype=dtype)
+    assert r.passed, r
+
+
+def test_the_path_comparison_can_fail():
+    """A dense path that differed by a few rounding units of the bound would be caught:
+    perturb one path's output by 3x the bound and the ratio exceeds 1."""
+    conv, attn, x = _layer(NAMED_CASES[1])
+    bound = attention_error_bound(attn, conv, x)
+    with torch.no_grad():
+        attn.execution = "dense"
+        dense = attn(x)
+        attn.execution = "sparse"
+        sparse = attn(x)
+    assert comparison_ratio(dense, sparse, 2 * bound) <= 1
+    assert comparison_ratio(dense + 6 * bound, sparse, 2 * bound) > 1
+
+
+def test_auto_is_sparse_for_inference_and_dense_for_training():
+    _, attn, _ = _layer(NAMED_CASES[0])
+    att = attn.attention
+    attn.eval()
+    assert att.path() == "sparse"
+    attn.train()
+    assert att.path() == "dense"  # the optimiser sees the exact zero gradients of the scores
+    with torch.no_grad():
+        assert att.path() == "sparse"
+    attn.execution = "dense"
+    assert att.path() == "dense"
+
+
+@pytest.mark.parametrize("kwargs", [dict(alpha=20.0), dict(heads="minimal")])
+def test_sparse_is_refused_where_heads_attend_to_several_keys(kwargs):
+    _, attn, x = _layer(ConvCase("3x3", 2, 3, 2, 2), **kwargs)
+    assert attn.attention.hard_targets() is None
+    assert attn.attention.path() == "dense"
+    attn.execution = "sparse"
+    with pytest.raises(ValueError, match="exactly one offset"):
+        attn(x)
+
+
+def test_a_mask_changed_by_hand_switches_the_path():
+    """The one-key decision is recomputed when the mask buffer changes in place."""
+    _, attn, _ = _layer(NAMED_CASES[0])
+    att = attn.attention.eval()
+    assert att.hard_targets() is not None
+    with torch.no_grad():
+        att.rel_mask[0].fill_(True)
+    assert att.hard_targets() is None
+    assert att.path() == "dense"
+
+
+def test_unknown_execution_is_refused():
+    _, attn, _ = _layer(NAMED_CASES[0])
+    with pytest.raises(ValueError, match="execution='fast' must be one of"):
+        attn.execution = "fast"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_gradients_agree_on_both_paths(dtype):
+    """Input and value/output gradients are the same function on both paths."""
+    _conv, attn, x = _layer(NAMED_CASES[1], dtype)
+    grads = {}
+    for path in ("sparse", "dense"):
+        attn.zero_grad()
+        attn.execution = path
+        xi = x.clone().requires_grad_()
+        attn(xi).square().sum().backward()
+        grads[path] = (xi.grad, attn.attention.value.weight.grad.clone())
+    scale = max(float(g.abs().max()) for g in grads["sparse"])
+    tol = 1e3 * torch.finfo(dtype).eps * scale  # a loose sanity bound: the exact check is above
+    for a, b in zip(grads["sparse"], grads["dense"], strict=True):
+        assert float((a - b).abs().max()) <= tol
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(1, 5), n_in=st.integers(1, 6), c_in=st.integers(1, 4),
+       n_out=st.integers(1, 6), c_out=st.integers(1, 4), rows=st.integers(0, 3))
+def test_grouped_linear_is_the_dense_block_diagonal_map(groups, n_in, c_in, n_out, c_out, rows):
+    torch.manual_seed(0)
+    layer = GroupedLinear(groups, GroupedShape(n_in, c_in), GroupedShape(n_out, c_out),
+                          dtype=torch.float64)
+    x = torch.randn(rows, 2, layer.in_features, dtype=torch.float64)
+    with torch.no_grad():
+        dense = nn.functional.linear(x, layer.dense_weight(), layer.bias)
+        assert torch.allclose(layer(x), dense, rtol=0, atol=1e-12)
+        # Zeros between groups: input channels of group g never reach outputs of another.
+        W = layer.dense_weight()
+        per_in = torch.arange(layer.in_features) // c_in % groups
+        per_out = torch.arange(layer.out_features) // c_out % groups
+        assert (W[per_out[:, None] != per_in[None, :]] == 0).all()
+
+
+def test_grouped_layers_store_no_cross_group_zeros():
+    """A depthwise layer's attention form grows linearly with its channels, not
+    quadratically: doubling the channels doubles the value and output parameters."""
+    def value_output_params(channels: int) -> int:
+        conv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        att = as_attention(conv, 2).attention
+        return att.value.weight.numel() + att.output.weight.numel()
+
+    assert value_output_params(256) == 2 * value_output_params(128)
+
+
+def test_grouped_value_dims_must_split_over_the_groups():
+    conv = nn.Conv2d(4, 4, 3, padding=1, groups=2)
+    with pytest.raises(ValueError, match="multiples of the convolution's groups=2"):
+        as_attention(conv, 2, value_dims=9)
+
+
+def test_forward_tokens_is_forward_without_the_image_round_trip():
+    case = ConvCase("same", 4, 5, 3, 3, padding="same", grid=(3, 3))
+    _conv, attn, x = _layer(case)
+    with torch.no_grad():
+        tokens = patchify(x, 4)
+        assert torch.equal(attn.forward_tokens(tokens), patchify(attn(x), 4))
+    strided = ConvCase("strided", 4, 3, 2, 2, stride=2, padding=1, padding_mode="reflect",
+                       grid=(2, 2))
+    _, attn, x = _layer(strided)
+    with pytest.raises(ValueError, match="padding_mode='zeros'"):
+        attn.forward_tokens(patchify(x, 4))
+
+
+def test_all_finite_is_exact_when_the_sum_overflows():
+    big = torch.full((4,), 3e38, dtype=torch.float32)  # finite entries, infinite sum
+    assert all_finite(big)
+    assert not all_finite(torch.tensor([1.0, float("nan")]))
+    assert not all_finite(torch.tensor([float("inf"), -float("inf")]))
+    assert all_finite(torch.zeros(0))
+
+
+def test_the_inference_bias_cache_follows_the_table():
+    """Dense inference keeps the bias between calls; an in-place change of the table (an
+    optimiser step, load_state_dict) must be seen at once."""
+    _, attn, x = _layer(ConvCase("3x3", 2, 3, 2, 2), alpha=4.0)
+    attn.eval()
+    with torch.no_grad():
+        before = attn(x)
+        attn.attention.rel_bias.mul_(0.5)
+        after = attn(x)
+    fresh = attn(x)  # gradients enabled: the bias is rebuilt, not cached
+    assert not torch.equal(before, after)
+    assert torch.equal(after, fresh.detach())
+
+
+def test_bench_layer_times_both_paths_and_their_yardsticks():
+    """The bench's layer row (report/bench.py) runs both paths and reports ratios; its
+    numbers are measured, never asserted, but its outputs must agree with the conv."""
+    from report.bench import LAYERS, bench_layer
+
+    row = bench_layer(LAYERS[1], reps=1, seed=0, device=torch.device("cpu"))
+    assert {"sparse_vs_conv", "dense_vs_sdpa", "conv_ms", "sdpa_ms"} <= set(row)
+    assert row["max_abs_diff"] < 1e-3
