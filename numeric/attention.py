@@ -20,7 +20,11 @@ One module, two ways to compute the same function (``execution``):
   ``N x N`` matrix.
 * ``"auto"`` (default): sparse when it applies and the layer is not training with
   gradients (training uses dense, so that an optimiser sees the exact zero gradients of
-  the scores and bias rather than none).
+  the scores and bias rather than none). In eval mode the sparse path runs even with
+  gradients enabled, so the queries, keys and bias then get no gradient (``None``); set
+  ``execution = "dense"`` to differentiate them in eval mode.
+* Both paths agree whenever the scores are finite: a diverged query, key or bias (an
+  infinite score) gives NaN on the dense path and is ignored by the sparse one.
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ from numeric.grouped_linear import ChannelGroups, GroupedLinear, GroupedShape
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) on the token grid
 EXECUTIONS = ("auto", "dense", "sparse")
+TABLE_CACHE = 4  # index tables kept per layer (grid sizes seen last)
+
+
+def _same(kept: torch.Tensor | None, current: torch.Tensor) -> bool:
+    """Whether ``current`` still equals the copy ``kept`` (dtype, device and values)."""
+    return (kept is not None and kept.dtype == current.dtype and kept.device == current.device
+            and kept.shape == current.shape and torch.equal(kept, current.detach()))
 
 
 class RelativeMultiheadAttention(nn.Module):
@@ -115,10 +126,31 @@ class RelativeMultiheadAttention(nn.Module):
         widths = sorted(set(self.value_dims))
         self._buckets = tuple(tuple(h for h, d in enumerate(self.value_dims) if d == w)
                               for w in widths if w > 0)
-        self._tables: dict = {}        # (grid, window, device) -> relative-offset indices
-        self._checked: dict = {}       # (mask version, grid, window) -> True once checked
-        self._targets: tuple = (None, None)  # (mask version, one offset per head or None)
-        self._bias_cache: tuple = (None, None)  # (versions, grid, window) -> bias, inference
+        self._clear_caches()
+
+    def _clear_caches(self) -> None:
+        """Forget everything derived from the tables: index tables per grid (at most
+        ``TABLE_CACHE`` of them), the mask checked last, the one-key targets and the bias
+        kept at inference. Never saved, pickled or copied (see ``__getstate__``)."""
+        self._tables: dict = {}                      # (grid, window, device) -> indices
+        self._checked: tuple = (None, None)          # ((grid, window), mask it was checked on)
+        self._targets: tuple = (None, None)          # (mask, one offset per head or None)
+        self._bias_cache: tuple = (None, (None, None), None)  # (grid, window), tables, bias
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        for name in ("_tables", "_checked", "_targets", "_bias_cache"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._clear_caches()
+
+    def _apply(self, fn, recurse: bool = True):  # .to(), .half(), .cuda(): new tensors
+        self._clear_caches()
+        return super()._apply(fn, recurse)
 
     @property
     def num_heads(self) -> int:
@@ -141,6 +173,8 @@ class RelativeMultiheadAttention(nn.Module):
         dev = self.rel_bias.device
         key = (grid, window, dev)
         if key not in self._tables:
+            if len(self._tables) >= TABLE_CACHE:
+                self._tables.pop(next(iter(self._tables)))  # the oldest grid
             (lo_h, hi_h), (lo_w, hi_w) = self.offset_range
             top, left, hq, wq = window
             qr = torch.arange(top, top + hq, device=dev).repeat_interleave(wq)  # (Nq,)
@@ -159,13 +193,13 @@ class RelativeMultiheadAttention(nn.Module):
         """
         ih, iw = self._offset_indices(grid, window)
         allowed = self.rel_mask[:, ih, iw]  # (H, Nq, Nk)
-        version = (self.rel_mask._version, self.rel_mask.data_ptr(), grid, window)
-        if version not in self._checked:
+        checked = self._checked
+        if not (checked[0] == (grid, window) and _same(checked[1], self.rel_mask)):
             if not allowed.any(-1).all():
                 h = int((~allowed.any(-1)).any(-1).nonzero()[0])
                 raise ValueError(f"head {h} masks every key of some query on a {grid} grid: "
                                  "the frame is too small for its offset (softmax would be NaN)")
-            self._checked = {version: True}
+            self._checked = ((grid, window), self.rel_mask.detach().clone())
         # A gather, not rel_bias[:, ih, iw]: the backward of advanced indexing accumulates
         # in a thread-dependent order on CPU (bitwise different gradients from run to run);
         # gather's backward, scatter_add, is deterministic there.
@@ -176,22 +210,25 @@ class RelativeMultiheadAttention(nn.Module):
 
     def _inference_bias(self, grid: tuple[int, int], window: Window) -> torch.Tensor:
         """:meth:`relative_bias`, kept between calls while no gradient can flow into it and
-        neither the table nor the mask has changed (their version counters say so)."""
+        neither the table nor the mask has changed. Changes are detected by comparing with
+        copies of the (small) table and mask, not by version counters, which fused
+        optimisers, ``.data`` writes and ``vector_to_parameters`` do not advance."""
         if torch.is_grad_enabled() and self.rel_bias.requires_grad:
             return self.relative_bias(grid, window)
-        key = (self.rel_bias._version, self.rel_bias.data_ptr(), self.rel_mask._version,
-               self.rel_mask.data_ptr(), grid, window)
-        if self._bias_cache[0] != key:
+        key, tables, bias = self._bias_cache
+        if not (key == (grid, window) and _same(tables[0], self.rel_bias)
+                and _same(tables[1], self.rel_mask)):
             with torch.no_grad():
-                self._bias_cache = (key, self.relative_bias(grid, window))
-        return self._bias_cache[1]
+                bias = self.relative_bias(grid, window)
+            self._bias_cache = ((grid, window), (self.rel_bias.detach().clone(),
+                                                 self.rel_mask.clone()), bias)
+        return bias
 
     def hard_targets(self) -> tuple[tuple[int, int], ...] | None:
         """The one offset each head attends to, when every head's mask keeps exactly one
         offset strictly inside the table (so no clipped offset shares it); else ``None``.
         Then ``A^h`` is exactly one-hot for any finite scores, and ``"sparse"`` applies."""
-        version = (self.rel_mask._version, self.rel_mask.data_ptr())
-        if self._targets[0] != version:
+        if not _same(self._targets[0], self.rel_mask):
             mask = self.rel_mask.flatten(1)
             targets = None
             if bool((mask.sum(1) == 1).all()):
@@ -201,7 +238,7 @@ class RelativeMultiheadAttention(nn.Module):
                 inside = [(i // cols, i % cols) for i in flat]
                 if all(0 < i < rows - 1 and 0 < j < cols - 1 for i, j in inside):
                     targets = tuple((i + lo_h, j + lo_w) for i, j in inside)
-            self._targets = (version, targets)
+            self._targets = (self.rel_mask.clone(), targets)
         return self._targets[1]
 
     def attention_weights(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:

@@ -165,6 +165,7 @@ class ConvAttention(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.geometry.in_channels:
             raise ValueError(f"x must have shape (B, {self.geometry.in_channels}, H, W), "
                              f"got {tuple(x.shape)}")
+        _check_dtype(x, self.attention.rel_bias, "x")
         if self.check_input and not all_finite(x):
             raise ValueError("x contains NaN or inf")
         framed, rows, cols = frame_image(x, self.geometry, self.padding_mode)
@@ -187,6 +188,12 @@ class ConvAttention(nn.Module):
             ValueError: another padding mode, or an output that would need cropping.
         """
         g = self.geometry
+        if tokens.ndim != 4 or tokens.shape[-1] != g.token_dim_in:
+            raise ValueError(f"tokens must have shape (B, Gh, Gw, {g.token_dim_in}), got "
+                             f"{tuple(tokens.shape)}")
+        _check_dtype(tokens, self.attention.rel_bias, "tokens")
+        if self.check_input and not all_finite(tokens):
+            raise ValueError("tokens contain NaN or inf")
         Gh, Gw = tokens.shape[1:3]
         rows, cols = g.rows.grid(Gh * g.patch_size, "height"), g.cols.grid(Gw * g.patch_size,
                                                                           "width")
@@ -199,6 +206,14 @@ class ConvAttention(nn.Module):
                                 rows.frame_hi))
         window = (rows.frame_lo, cols.frame_lo, rows.query_tokens, cols.query_tokens)
         return self.attention(framed, window)
+
+
+def _check_dtype(x: torch.Tensor, weight: torch.Tensor, name: str) -> None:
+    """One clear error for an input in another dtype than the layer (under autocast the
+    autocast rules apply instead)."""
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(f"{name} has dtype {x.dtype} but the layer is {weight.dtype}; "
+                         f"convert one of them (e.g. layer.to({x.dtype}))")
 
 
 def all_finite(x: torch.Tensor) -> bool:

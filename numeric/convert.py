@@ -163,11 +163,7 @@ def convert_model(
     Shared convolutions stay shared. The original model is not modified, not even run.
     The returned copy carries its plan as ``conversion_plan``.
     """
-    # The copy shares the original's convolutions until each is replaced: they are only read
-    # (and run once to see their input sizes), and copying their weights first would hold
-    # the network's largest tensors twice during conversion.
-    originals = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    converted = copy.deepcopy(model, memo={id(m): m for m in originals})
+    converted = copy.deepcopy(model)
     plans = plan_conversion(converted, example_input, patch_size, max_heads=max_heads)
     width = key_dim if key_dim is not None else (1 if alpha is None else 8)
     modules = dict(converted.named_modules())

@@ -83,6 +83,9 @@ class GroupedLinear(nn.Module):
                 f"groups={self.groups}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != self.weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"input dtype {x.dtype} differs from the weights' "
+                             f"{self.weight.dtype} (nn.Linear refuses this too)")
         lead = x.shape[:-1]
         rows = math.prod(lead)  # explicit, not -1: an empty batch must work too
         G, (n, c) = self.groups, (self.in_shape.slots, self.in_shape.channels)
@@ -92,11 +95,11 @@ class GroupedLinear(nn.Module):
             # the output's own layout; a batched matmul of G tiny matrices is far slower.
             xs = x.reshape(rows, n, G, c)
             w = self.weight.view(G, m, co, n, c)
-            y = None
+            y = x.new_zeros(rows, m, G, co)  # no input at all (width 0): a zero map
             for i in range(n):
                 for j in range(c):
                     term = xs[:, i, None, :, j, None] * w[:, :, :, i, j].transpose(0, 1)
-                    y = term if y is None else y + term                    # (rows, m, G, co)
+                    y = term if i == j == 0 else y + term                  # (rows, m, G, co)
             y = y.reshape(*lead, self.out_features)
         else:
             per_group = x.reshape(rows, n, G, c).permute(2, 0, 1, 3).reshape(G, rows, n * c)

@@ -65,7 +65,8 @@ LAYERS = (
 
 NETWORKS = {  # pytorchcv module of each network (its model_provider needs torchvision)
     "resnet50": "resnet", "efficientnet_b0": "efficientnet",
-    "mobilenetv3_large_w1": "mobilenetv3", "resnet18": "resnet", "regnetx002": "regnet",
+    "mobilenetv3_large_w1": "mobilenetv3", "mobilenetv3_small_w1": "mobilenetv3",
+    "resnet18": "resnet", "regnetx002": "regnet",
 }
 
 
@@ -123,9 +124,11 @@ def bench_layer(layer: Layer, reps: int, seed: int, device: torch.device) -> dic
     tokens = patchify(framed, layer.patch_size)
     window = (rows.frame_lo, cols.frame_lo, rows.query_tokens, cols.query_tokens)
     att = attn.attention
-    widest = max(att.value_dims)
+    # Equal shapes: the same heads and key width, and the same total value width spread
+    # evenly (SDPA needs one width for all heads).
+    even = -(-attn.total_value_dim // att.num_heads)
     bare = BareAttention(tokens.shape[-1], attn.geometry.token_dim_out, att.num_heads,
-                         att.key_dim, widest).to(device).eval()
+                         att.key_dim, even).to(device).eval()
 
     def on(path: str, fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:
@@ -138,7 +141,7 @@ def bench_layer(layer: Layer, reps: int, seed: int, device: torch.device) -> dic
                    "sdpa": lambda: bare(tokens, window)}, reps, device)
     att.execution = "auto"
     return {"layer": layer.name, "patch_size": layer.patch_size, "heads": attn.num_heads,
-            "value_width": attn.total_value_dim, "bare_value_width": att.num_heads * widest,
+            "value_width": attn.total_value_dim, "bare_value_width": att.num_heads * even,
             "batch": layer.batch, "image": layer.image,
             **{f"{k}_ms": 1e3 * v for k, v in t.items()},
             "sparse_vs_conv": t["sparse"] / t["conv"], "dense_vs_sdpa": t["dense"] / t["sdpa"],
@@ -205,8 +208,9 @@ DENSE_BUDGET_BYTES = 2 * 2**30  # skip the dense forward when one layer's scores
 
 
 def largest_bias_bytes(converted: nn.Module) -> int:
-    """Bytes of the largest ``(H, Nq, Nk)`` score-sized tensor the dense path forms in one
-    layer of ``converted`` at batch 1 (the bias, its mask and the masked copy), from the
+    """Bytes of the largest ``(H, Nq, Nk)`` score-sized tensors the dense path forms in one
+    layer of ``converted`` at batch 1 (the bias, its mask, the masked copy and the index
+    tables; an estimate, not a measurement), from the
     conversion plan's input sizes: the dense path is quadratic in the tokens."""
     modules = dict(converted.named_modules())
     largest = 0
@@ -218,7 +222,8 @@ def largest_bias_bytes(converted: nn.Module) -> int:
             pairs = (rows.query_tokens * cols.query_tokens
                      * rows.framed_tokens * cols.framed_tokens)
             itemsize = layer.attention.rel_bias.element_size()
-            largest = max(largest, layer.num_heads * pairs * (2 * itemsize + 1))
+            # bias, masked copy and mask per head; two int64 index tables per pair
+            largest = max(largest, layer.num_heads * pairs * (2 * itemsize + 1) + 16 * pairs)
     return largest
 
 

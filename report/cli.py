@@ -129,8 +129,12 @@ def _write_reports(record, registry, folder: Path, args: argparse.Namespace,
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
-    from report.bench import run_benchmarks
+    from report.bench import NETWORKS, run_benchmarks
 
+    unknown = [n for n in args.networks or () if n not in NETWORKS]
+    if unknown:
+        raise UsageError(f"--networks {' '.join(unknown)}: unknown; known: "
+                         f"{', '.join(NETWORKS)}")
     return run_benchmarks(args.out / "bench", console, quick=args.quick, seed=args.seed,
                           device=_device(args.device), networks=tuple(args.networks or ()),
                           image=args.image)
@@ -292,9 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="fewer repetitions, resnet50 only, 64x64 images (a smoke run)")
     bench.add_argument("--networks", nargs="+", metavar="NAME",
-                       choices=("resnet50", "efficientnet_b0", "mobilenetv3_large_w1",
-                                "resnet18", "regnetx002"),
-                       help="pytorchcv networks (default: resnet50 efficientnet_b0)")
+                       help="pytorchcv networks (default: resnet50 efficientnet_b0; also "
+                            "mobilenetv3_large_w1, mobilenetv3_small_w1, resnet18, "
+                            "regnetx002)")
     bench.add_argument("--image", type=positive_int, default=None,
                        help="image side in pixels (default: 224; 64 with --quick)")
     bench.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")

@@ -186,3 +186,78 @@ def test_bench_layer_times_both_paths_and_their_yardsticks():
     row = bench_layer(LAYERS[1], reps=1, seed=0, device=torch.device("cpu"))
     assert {"sparse_vs_conv", "dense_vs_sdpa", "conv_ms", "sdpa_ms"} <= set(row)
     assert row["max_abs_diff"] < 1e-3
+
+
+def test_the_bias_cache_sees_writes_that_keep_the_version_counter():
+    """A fused optimiser step and ``.data`` writes do not advance ``_version``; the cache
+    compares values instead (a review finding)."""
+    _, attn, x = _layer(ConvCase("3x3", 2, 3, 2, 2), alpha=4.0)
+    att = attn.attention.eval()
+    with torch.no_grad():
+        attn(x)
+        att.rel_bias.data.mul_(0.25)
+        cached = attn(x)
+        att._clear_caches()
+        fresh = attn(x)
+    assert torch.equal(cached, fresh)
+    with torch.no_grad():
+        att.rel_mask.data[0].fill_(True)  # head 0 now attends everywhere
+    assert att.hard_targets() is None
+
+
+def test_a_layer_built_under_inference_mode_runs():
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    with torch.inference_mode():
+        attn = as_attention(conv, 2)
+        x = torch.randn(1, 2, 4, 4)
+        assert torch.allclose(attn(x), conv(x), atol=1e-5)
+
+
+def test_caches_are_not_pickled_or_copied():
+    import copy
+    import io
+
+    _, attn, x = _layer(ConvCase("3x3", 2, 3, 2, 2), alpha=4.0)
+    with torch.no_grad():
+        attn.eval()(x)
+    assert attn.attention._tables
+    clone = copy.deepcopy(attn)
+    assert not clone.attention._tables and clone.attention._bias_cache[2] is None
+    buffer = io.BytesIO()
+    torch.save(attn, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), attn(x))
+
+
+def test_a_grouped_layer_of_zero_width_is_the_bias():
+    conv = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+    with torch.no_grad():
+        conv.weight.zero_()
+    attn = as_attention(conv, 2)
+    assert sum(attn.value_dims) == 0
+    x = torch.randn(1, 4, 4, 4)
+    for path in ("sparse", "dense"):
+        attn.execution = path
+        with torch.no_grad():
+            assert torch.equal(attn(x), conv(x))
+
+
+def test_forward_tokens_refuses_bad_tokens_clearly():
+    case = ConvCase("same", 4, 5, 3, 3, padding="same", grid=(3, 3))
+    _, attn, x = _layer(case)
+    tokens = patchify(x, 4)
+    with pytest.raises(ValueError, match=r"tokens must have shape \(B, Gh, Gw, 48\)"):
+        attn.forward_tokens(tokens[..., :8])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        attn.forward_tokens(tokens.clone().fill_(float("nan")))
+
+
+def test_grouped_weights_refuse_another_dtype():
+    conv = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+    attn = as_attention(conv, 1)
+    with pytest.raises(ValueError, match=r"x has dtype torch\.float64 but the layer is"):
+        attn(torch.randn(1, 4, 4, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"input dtype torch\.float64 differs"):
+        attn.attention.value(torch.randn(3, 4, dtype=torch.float64))
