@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify verify-quick test test-all lint mutants bench reproduce reproduce-quick docs-figure clean
+.PHONY: verify verify-quick test test-all lint mutants bench reproduce reproduce-quick docs-figure wheel wheel-check clean
 
 VERIFY_FLAGS ?=
 
@@ -46,9 +46,26 @@ reproduce: $(STAMP)
 reproduce-quick: $(STAMP)
 	$(BIN)/vitconv reproduce --quick
 
+# The wheel is the product: build the sdist and wheel into out/dist/, install the wheel
+# into a fresh virtual environment (pinned CPU torch via the constraints) and run it from
+# a folder with no source tree: `vitconv --version`, `verify --quick`, a conversion, and
+# `import numeric` must fail (one namespace).
+WHEEL_ENV := out/wheel-venv
+wheel: $(STAMP)
+	rm -rf out/dist
+	$(BIN)/python -m build --no-isolation --outdir out/dist .
+
+wheel-check: wheel
+	rm -rf $(WHEEL_ENV) out/wheel-run
+	$(PYTHON) -m venv $(WHEEL_ENV)
+	$(WHEEL_ENV)/bin/python -m pip install --quiet --upgrade pip
+	$(WHEEL_ENV)/bin/python -m pip install --quiet --constraint requirements-dev.txt out/dist/*.whl
+	mkdir -p out/wheel-run
+	cd out/wheel-run && ../wheel-venv/bin/python $(CURDIR)/.ci/wheel_smoke.py
+
 # The one generated file the repository keeps: the README's figure.
 docs-figure: $(STAMP)
-	$(BIN)/python -c "from pathlib import Path; from report.figures import heads_vs_kernel; heads_vs_kernel(Path('docs'))"
+	$(BIN)/python -c "from pathlib import Path; from vitconv.report.figures import heads_vs_kernel; heads_vs_kernel(Path('docs'))"
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis

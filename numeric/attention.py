@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from numeric.grouped_linear import ChannelGroups, GroupedLinear, GroupedShape
+from vitconv.numeric.grouped_linear import ChannelGroups, GroupedLinear, GroupedShape
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) on the token grid
 EXECUTIONS = ("auto", "dense", "sparse")

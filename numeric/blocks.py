@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from numeric.grouped_linear import GroupedShape
-from theory.construction import block_taps
-from theory.geometry import ConvGeometry
+from vitconv.numeric.grouped_linear import GroupedShape
+from vitconv.theory.construction import block_taps
+from vitconv.theory.geometry import ConvGeometry
 
 
 def group_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, int], torch.Tensor]:

@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from numeric.attention import RelativeMultiheadAttention
-from numeric.blocks import Factorization, factorize, group_blocks
-from numeric.grouped_linear import ChannelGroups
-from numeric.patches import frame_image, patchify, unpatchify
-from theory.geometry import PADDING_MODES, ConvGeometry
+from vitconv.numeric.attention import RelativeMultiheadAttention
+from vitconv.numeric.blocks import Factorization, factorize, group_blocks
+from vitconv.numeric.convertible import check_convertible, conv_geometry
+from vitconv.numeric.grouped_linear import ChannelGroups
+from vitconv.numeric.patches import frame_image, patchify, unpatchify
+from vitconv.theory.geometry import PADDING_MODES, ConvGeometry
 
 
 @dataclass(frozen=True)
@@ -223,59 +224,6 @@ def all_finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
-def check_convertible(conv: nn.Module) -> None:
-    """Raise unless ``conv`` behaves as a plain ``nn.Conv2d`` with values to convert.
-
-    Anything that changes what the layer computes beyond ``F.conv2d`` of its weights is
-    refused by name, never converted silently: a subclass overriding ``forward`` or
-    ``_conv_forward`` (e.g. weight standardisation), forward hooks and pre-hooks (the old
-    ``spectral_norm`` is one), parametrizations; so are weights that cannot be reproduced
-    (non-finite values, the ``meta`` device).
-
-    Raises:
-        TypeError: not a ``Conv2d``, a subclass with its own computation, hooks or
-            parametrizations.
-        ValueError: non-finite weight or bias, or tensors without values (``meta``).
-    """
-    if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"expected a torch.nn.Conv2d, got {type(conv).__name__}")
-    name = type(conv).__qualname__
-    for method in ("forward", "_conv_forward"):
-        if getattr(type(conv), method) is not getattr(nn.Conv2d, method):
-            raise TypeError(f"{name} subclasses nn.Conv2d with its own {method}; only plain "
-                            "nn.Conv2d layers can be converted exactly")
-    from torch.nn.utils import parametrize
-
-    if parametrize.is_parametrized(conv):
-        raise TypeError(f"{name} has parametrizations ({', '.join(conv.parametrizations)}): "
-                        "the weight it uses is computed; remove them (parametrize."
-                        "remove_parametrizations) before converting")
-    hooks = [*conv._forward_pre_hooks.values(), *conv._forward_hooks.values()]
-    if hooks:
-        # A hook object (spectral_norm's SpectralNorm) by its class, a function by its name.
-        kinds = sorted({getattr(h, "__name__", type(h).__name__) for h in hooks})
-        raise TypeError(f"{name} has forward hooks or pre-hooks ({', '.join(kinds)}) that "
-                        "can change what it computes (the old spectral_norm is one); remove "
-                        "them before converting")
-    for pname, tensor in (("weight", conv.weight), ("bias", conv.bias)):
-        if tensor is None:
-            continue
-        if tensor.is_meta:
-            raise ValueError(f"conv.{pname} is on the meta device: it holds no values to "
-                             "convert (materialise the model first, e.g. to_empty + load)")
-        if not torch.isfinite(tensor.detach()).all():
-            raise ValueError(f"conv.{pname} has non-finite values (NaN or inf): the "
-                             "convolution's output is not a finite function to reproduce")
-
-
-def conv_geometry(conv: nn.Conv2d, patch_size: int) -> ConvGeometry:
-    """The geometry of a ``nn.Conv2d`` seen through patches of ``patch_size`` pixels."""
-    return ConvGeometry.from_conv_params(
-        kernel_size=conv.kernel_size, patch_size=patch_size, stride=conv.stride,
-        padding=conv.padding, dilation=conv.dilation, in_channels=conv.in_channels,
-        out_channels=conv.out_channels, groups=conv.groups)
-
-
 HEAD_CHOICES = ("plan", "minimal")
 
 
@@ -409,7 +357,7 @@ def _content_free_module(conv: nn.Conv2d, record: ConstructionRecord,
 
 def _minimal_attention(conv: nn.Conv2d, geometry: ConvGeometry, max_heads: int | None,
                        key_dim: int) -> ConvAttention:
-    from numeric.minimal import minimal_plan  # scipy is needed only for this path
+    from vitconv.numeric.minimal import minimal_plan  # scipy is needed only for this path
 
     plan = minimal_plan(conv, geometry.patch_size)
     if max_heads is not None and max(plan.heads, 1) > max_heads:

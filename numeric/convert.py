@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from numeric.conv_attention import as_attention, check_convertible, conv_geometry
+from vitconv.numeric.conv_attention import as_attention
+from vitconv.numeric.convertible import check_convertible, conv_geometry
 
 DEFAULT_MAX_HEADS = 9  # the paper's budget: every kernel reaching one patch past its own
 

@@ -20,12 +20,12 @@ import torch
 from scipy.optimize import linprog
 from torch import nn
 
-from numeric.blocks import block_matrices
-from numeric.conv_attention import conv_geometry
-from numeric.rank import exact_weights
-from theory.bounds import span_rows
-from theory.exact_rank import exact_rank
-from theory.minimal_heads import (
+from vitconv.numeric.blocks import block_matrices
+from vitconv.numeric.convertible import conv_geometry
+from vitconv.numeric.rank import exact_weights
+from vitconv.theory.bounds import span_rows
+from vitconv.theory.exact_rank import exact_rank
+from vitconv.theory.minimal_heads import (
     Decomposition,
     PositivityCertificate,
     decompose,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from theory.geometry import AxisGrid, ConvGeometry
+from vitconv.theory.geometry import AxisGrid, ConvGeometry
 
 
 def _check_image(x: torch.Tensor, name: str = "x") -> None:

@@ -12,9 +12,9 @@ from fractions import Fraction
 
 from torch import nn
 
-from numeric.conv_attention import check_convertible, conv_geometry
-from theory.bounds import RankBound, rank_upper_bound, span_rows
-from theory.exact_rank import exact_rank
+from vitconv.numeric.convertible import check_convertible, conv_geometry
+from vitconv.theory.bounds import RankBound, rank_upper_bound, span_rows
+from vitconv.theory.exact_rank import exact_rank
 
 
 def exact_weights(conv: nn.Conv2d) -> dict[tuple[int, int, int, int], Fraction]:

@@ -15,10 +15,11 @@ import math
 import torch
 from torch import nn
 
-from numeric.blocks import block_matrices
-from numeric.conv_attention import ConstructionRecord, conv_geometry
-from numeric.patches import frame_image, patchify, unpatchify
-from theory.geometry import ConvGeometry
+from vitconv.numeric.blocks import block_matrices
+from vitconv.numeric.conv_attention import ConstructionRecord
+from vitconv.numeric.convertible import conv_geometry
+from vitconv.numeric.patches import frame_image, patchify, unpatchify
+from vitconv.theory.geometry import ConvGeometry
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
@@ -129,7 +130,7 @@ def attention_error_bound(attn: nn.Module, conv: nn.Conv2d, x: torch.Tensor) -> 
         heads = sum(largest @ blocks[delta] for delta in record.head_plan)  # (B, d_out)
         absolute = heads[:, None, None, :].expand(-1, window[2], window[3], -1)
     else:  # the minimal construction: heads mix offsets with probabilities p
-        from numeric.minimal import minimal_plan  # scipy only for this path
+        from vitconv.numeric.minimal import minimal_plan  # scipy only for this path
 
         n += record.support + 4 + math.ceil(record.log_range)
         plan = minimal_plan(conv, geometry.patch_size)

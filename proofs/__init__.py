@@ -1,8 +1,8 @@
 """Theorem registry and proof checker: statements, proof texts and machine obligations."""
 
-from proofs.checker import RunRecord, run_checks
-from proofs.registry import Registry, default_registry
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.proofs.checker import RunRecord, run_checks
+from vitconv.proofs.registry import Registry, default_registry
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 
 __all__ = ["CheckContext", "Evidence", "Obligation", "Registry", "RunRecord", "Theorem",
            "default_registry", "run_checks"]

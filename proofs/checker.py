@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 
 STATUSES = ("passed", "failed", "error")
 # How a statement is known after a run (docs/theory.md §4); "failed" when any check failed.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from theory.geometry import token_index
+from vitconv.theory.geometry import token_index
 
 
 @dataclass(frozen=True)

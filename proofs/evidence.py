@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proofs.theorem import Evidence
-from theory.smt import SmtResult
+from vitconv.proofs.theorem import Evidence
+from vitconv.theory.smt import SmtResult
 
 
 def smt_evidence(results: Sequence[SmtResult], size: str) -> Evidence:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from proofs.theorem import Theorem
+from vitconv.proofs.theorem import Theorem
 
 
 class Registry:
@@ -59,6 +59,6 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every theorem of the project, in the order of docs/theory.md §3."""
-    from proofs.theorems import THEOREMS
+    from vitconv.proofs.theorems import THEOREMS
 
     return Registry(THEOREMS)

@@ -36,11 +36,11 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from numeric.conv_attention import ConvAttention, as_attention
-from numeric.files import atomic_write_text
-from numeric.patches import frame_image, patchify
-from theory.construction import prove_identity
-from theory.geometry import ConvGeometry
+from vitconv.numeric.conv_attention import ConvAttention, as_attention
+from vitconv.numeric.files import atomic_write_text
+from vitconv.numeric.patches import frame_image, patchify
+from vitconv.theory.construction import prove_identity
+from vitconv.theory.geometry import ConvGeometry
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def peak_memory(name: str, task: str, image: int) -> dict:
     for ``task`` = ``"forward"`` (build the CNN, one batch-1 forward) or ``"convert"``
     (build it, ``convert_model``), and the task's seconds. The kernel's peak counter is
     reset after the imports (``/proc/self/clear_refs``), so import-time peaks do not count."""
-    from numeric.convert import convert_model
+    from vitconv.numeric.convert import convert_model
 
     torch.manual_seed(0)
     with open("/proc/self/clear_refs", "w") as f:
@@ -195,7 +195,7 @@ def peak_memory(name: str, task: str, image: int) -> dict:
 
 
 def _in_fresh_process(name: str, task: str, image: int) -> dict:
-    code = ("import json, sys; from report.bench import peak_memory; "
+    code = ("import json, sys; from vitconv.report.bench import peak_memory; "
             f"print(json.dumps(peak_memory({name!r}, {task!r}, {image})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
@@ -231,7 +231,7 @@ def largest_bias_bytes(converted: nn.Module) -> int:
 def bench_network(name: str, image: int, reps: int, device: torch.device,
                   batch: int = 8) -> dict:
     """Conversion, forward (sparse at ``batch``, dense at batch 1) and memory of one network."""
-    from numeric.convert import convert_model
+    from vitconv.numeric.convert import convert_model
 
     torch.manual_seed(0)
     model = build_network(name).to(device)
@@ -276,8 +276,8 @@ def bench_network(name: str, image: int, reps: int, device: torch.device,
 
 def bench_training(reps: int, device: torch.device, seed: int) -> dict:
     """Steps per second of the experiment's networks: converted (finite gap) vs ViT vs CNN."""
-    from numeric.train.loop import TrainConfig
-    from numeric.train.models import NetConfig, ViT, convert, phase1_net
+    from vitconv.numeric.train.loop import TrainConfig
+    from vitconv.numeric.train.models import NetConfig, ViT, convert, phase1_net
 
     torch.manual_seed(seed)
     cfg, train = NetConfig(), TrainConfig()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from theory.bounds import (
+from vitconv.theory.bounds import (
     EXACT_RANK_BUDGET,
     generic_rank,
     pixel_rho,
     rank_upper_bound,
     span_size,
 )
-from theory.geometry import ConvGeometry
+from vitconv.theory.geometry import ConvGeometry
 
 
 def _reasoning_plan(geom: ConvGeometry) -> str:

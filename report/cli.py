@@ -67,9 +67,14 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
 
     # torch's own note about how it pads even kernels; irrelevant to the checks.
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
-    from numeric.files import replace_folder
-    from proofs import CheckContext, default_registry, run_checks
-    from report.terminal import failure_details, progress_display, results_table, summary_line
+    from vitconv.numeric.files import replace_folder
+    from vitconv.proofs import CheckContext, default_registry, run_checks
+    from vitconv.report.terminal import (
+        failure_details,
+        progress_display,
+        results_table,
+        summary_line,
+    )
 
     registry = default_registry()
     try:
@@ -104,10 +109,10 @@ def _write_reports(record, registry, folder: Path, args: argparse.Namespace,
                    console: Console) -> bool:
     """JSON, Markdown, the appendix and its figures into ``folder``; the PDF as asked.
     Returns whether the PDF requirement held."""
-    from report.figures import all_figures
-    from report.json_report import write_json
-    from report.latex import compile_pdf, write_appendix
-    from report.markdown import write_markdown
+    from vitconv.report.figures import all_figures
+    from vitconv.report.json_report import write_json
+    from vitconv.report.latex import compile_pdf, write_appendix
+    from vitconv.report.markdown import write_markdown
 
     figures = all_figures(record, folder / "figures")
     paths = [write_json(record, folder), write_markdown(record, registry, figures, folder),
@@ -129,7 +134,7 @@ def _write_reports(record, registry, folder: Path, args: argparse.Namespace,
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
-    from report.bench import NETWORKS, run_benchmarks
+    from vitconv.report.bench import NETWORKS, run_benchmarks
 
     unknown = [n for n in args.networks or () if n not in NETWORKS]
     if unknown:
@@ -141,7 +146,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_bounds(args: argparse.Namespace, console: Console) -> int:
-    from report.bounds_text import describe
+    from vitconv.report.bounds_text import describe
 
     try:
         lines = describe(args.kernel, args.patch, args.in_channels, args.out_channels,
@@ -158,7 +163,7 @@ def cmd_bounds(args: argparse.Namespace, console: Console) -> int:
 def _experiment(args: argparse.Namespace):
     from dataclasses import replace
 
-    from numeric.train.experiment import ExperimentConfig
+    from vitconv.numeric.train.experiment import ExperimentConfig
 
     cfg = ExperimentConfig.quick() if args.quick else ExperimentConfig()
     changes = {}
@@ -183,9 +188,9 @@ def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
         TimeRemainingColumn,
     )
 
-    from numeric.train.data import DataError, load_data
-    from numeric.train.experiment import run_experiment
-    from report.reproduce import write_results
+    from vitconv.numeric.train.data import DataError, load_data
+    from vitconv.numeric.train.experiment import run_experiment
+    from vitconv.report.reproduce import write_results
 
     device = _device(args.device)
     try:
@@ -236,8 +241,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
     import torch.distributed as dist
 
-    from numeric.train.data import DataError, load_data
-    from numeric.train.loop import RunSpec, train_run
+    from vitconv.numeric.train.data import DataError, load_data
+    from vitconv.numeric.train.loop import RunSpec, train_run
 
     distributed, rank = int(os.environ.get("WORLD_SIZE", "1")) > 1, 0
     device = _device(args.device)
@@ -274,6 +279,9 @@ def _padding(text: str) -> str | int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitconv", description="Convolution inside self-attention, checked.")
+    from vitconv import __version__
+
+    parser.add_argument("--version", action="version", version=f"vitconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     verify = sub.add_parser("verify", help="check every theorem obligation, write the report")

@@ -25,12 +25,12 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
-from numeric.conv_attention import as_attention
-from numeric.files import atomic_write_bytes
-from numeric.patches import frame_image, patchify
-from proofs.checker import RunRecord
-from theory.bounds import generic_rank
-from theory.geometry import ConvGeometry
+from vitconv.numeric.conv_attention import as_attention
+from vitconv.numeric.files import atomic_write_bytes
+from vitconv.numeric.patches import frame_image, patchify
+from vitconv.proofs.checker import RunRecord
+from vitconv.theory.bounds import generic_rank
+from vitconv.theory.geometry import ConvGeometry
 
 DPI = 150
 

@@ -33,8 +33,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from numeric.files import atomic_write_text
-from proofs.checker import ObligationResult, RunRecord
+from vitconv.numeric.files import atomic_write_text
+from vitconv.proofs.checker import ObligationResult, RunRecord
 
 SCHEMA = "vitconv.verify/2"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from numeric.files import atomic_write_text
-from proofs.checker import ObligationResult, RunRecord, TheoremResult
-from proofs.definitions import DEFINITIONS
-from proofs.registry import Registry
+from vitconv.numeric.files import atomic_write_text
+from vitconv.proofs.checker import ObligationResult, RunRecord, TheoremResult
+from vitconv.proofs.definitions import DEFINITIONS
+from vitconv.proofs.registry import Registry
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",

@@ -10,10 +10,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from numeric.files import atomic_write_text
-from proofs.checker import RunRecord, TheoremResult
-from proofs.registry import Registry
-from report.latex import render_text, summary_text
+from vitconv.numeric.files import atomic_write_text
+from vitconv.proofs.checker import RunRecord, TheoremResult
+from vitconv.proofs.registry import Registry
+from vitconv.report.latex import render_text, summary_text
 
 _TEXT_COMMANDS = ((r"\\emph\{([^}]*)\}", r"*\1*"), (r"\\textbf\{([^}]*)\}", r"**\1**"),
                   (r"\\texttt\{([^}]*)\}", r"`\1`"), (r"\\S", "§"), (r"\\ldots|\\dots", "..."),

@@ -18,10 +18,10 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from numeric.files import atomic_write_text
-from numeric.train.loop import RunResult
-from numeric.train.models import ARMS
-from numeric.train.stats import Interval, mean_interval, paired_difference
+from vitconv.numeric.files import atomic_write_text
+from vitconv.numeric.train.loop import RunResult
+from vitconv.numeric.train.models import ARMS
+from vitconv.numeric.train.stats import Interval, mean_interval, paired_difference
 
 LABELS = {"two_phase": "two-phase (conv, then attention)",
           "phase2_random": "attention from random init",

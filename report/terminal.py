@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from proofs.checker import ObligationResult, RunRecord
-from proofs.theorem import Obligation
+from vitconv.proofs.checker import ObligationResult, RunRecord
+from vitconv.proofs.theorem import Obligation
 
 STATUS_STYLE = {"passed": "[green]passed[/]", "failed": "[bold red]FAILED[/]",
                 "error": "[bold red]ERROR[/]"}

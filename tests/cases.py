@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from numeric import RelativeMultiheadAttention, as_attention, convert_model, patchify
-from theory.geometry import AxisGeometry, ConvGeometry
+from vitconv.numeric import RelativeMultiheadAttention, as_attention, convert_model, patchify
+from vitconv.theory.geometry import AxisGeometry, ConvGeometry
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from numeric.attention import RelativeMultiheadAttention
+from vitconv.numeric.attention import RelativeMultiheadAttention
 
 
 def test_rows_are_probability_vectors_and_bias_moves_attention():

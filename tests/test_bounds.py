@@ -4,8 +4,8 @@ from fractions import Fraction
 
 import pytest
 
-from report.bounds_text import describe
-from theory.bounds import (
+from vitconv.report.bounds_text import describe
+from vitconv.theory.bounds import (
     heads_lower_bound,
     heads_needed,
     rank_upper_bound,
@@ -13,8 +13,8 @@ from theory.bounds import (
     rho_row,
     symbolic_generic_rank,
 )
-from theory.exact_rank import RankCertificate, exact_rank, verify_certificate
-from theory.geometry import AxisGeometry, ConvGeometry
+from vitconv.theory.exact_rank import RankCertificate, exact_rank, verify_certificate
+from vitconv.theory.geometry import AxisGeometry, ConvGeometry
 
 
 def test_exact_rank_and_certificate():
@@ -84,8 +84,8 @@ def test_bounds_text_mentions_both_counts():
 
 
 def test_head_counts_with_dilation_stride_and_groups():
-    from theory.bounds import heads_needed, pixel_rho
-    from theory.geometry import ConvGeometry
+    from vitconv.theory.bounds import heads_needed, pixel_rho
+    from vitconv.theory.geometry import ConvGeometry
 
     assert heads_needed(5, 2, dilation=2) == 25       # dilation <= P: the whole interval
     assert heads_needed(3, 2, dilation=5) == 25       # dilation > P: skips offsets (not 49)
@@ -98,7 +98,7 @@ def test_head_counts_with_dilation_stride_and_groups():
 def test_exact_rank_small_cases():
     from fractions import Fraction
 
-    from theory.exact_rank import exact_rank, verify_certificate
+    from vitconv.theory.exact_rank import exact_rank, verify_certificate
 
     assert exact_rank([[1, 0], [0, 1]]).rank == 2
     assert exact_rank([]).rank == 0
@@ -113,7 +113,7 @@ def test_exact_rank_small_cases():
 
 
 def test_generic_rank_is_reproducible_and_records_its_shape():
-    from theory.bounds import generic_rank, rank_upper_bound, rho_row, table_geometry
+    from vitconv.theory.bounds import generic_rank, rank_upper_bound, rho_row, table_geometry
 
     geom = table_geometry(3, 2, 2, 3)
     assert generic_rank(geom).certificate == generic_rank(geom).certificate

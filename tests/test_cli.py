@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from proofs import Evidence, Obligation, Registry, Theorem
-from report import cli
+from vitconv.proofs import Evidence, Obligation, Registry, Theorem
+from vitconv.report import cli
 
 
 def test_verify_writes_json_and_exits_zero(tmp_path):
@@ -22,7 +22,7 @@ def test_verify_exits_nonzero_on_failure(tmp_path, monkeypatch, capsys):
     failing = Theorem("toy", "lemma", "Toy", "0", (), "s", "p", (Obligation(
         "toy.bad", "t", "numeric", lambda ctx: Evidence(False, "1", counterexample="x=1")),),
         family="toys")
-    monkeypatch.setattr("proofs.default_registry", lambda: Registry([failing]))
+    monkeypatch.setattr("vitconv.proofs.default_registry", lambda: Registry([failing]))
     assert cli.main(["verify", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "x=1" in out and "NOT checked" in out
@@ -83,7 +83,7 @@ def test_report_set_comes_from_one_run_and_has_one_mode(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("report.markdown.write_markdown", interrupted)
+    monkeypatch.setattr("vitconv.report.markdown.write_markdown", interrupted)
     with pytest.raises(KeyboardInterrupt):
         cli.main(argv)
     assert (folder / "report.json").read_text() == first  # the old set, whole

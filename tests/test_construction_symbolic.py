@@ -3,9 +3,9 @@
 import pytest
 import sympy as sp
 
-from theory import construction
-from theory.cases import NAMED_CASES, identity_grid
-from theory.geometry import ConvGeometry
+from vitconv.theory import construction
+from vitconv.theory.cases import NAMED_CASES, identity_grid
+from vitconv.theory.geometry import ConvGeometry
 
 
 @pytest.mark.parametrize("case", identity_grid(quick=True), ids=lambda c: c.name)

@@ -9,11 +9,11 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from numeric import as_attention
-from numeric.checks import compare_case, random_conv, strict_float32
-from numeric.strategies import conv_cases
-from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
-from theory.cases import NAMED_CASES, ConvCase
+from vitconv.numeric import as_attention
+from vitconv.numeric.evidence.checks import compare_case, random_conv, strict_float32
+from vitconv.numeric.evidence.strategies import conv_cases
+from vitconv.numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
+from vitconv.theory.cases import NAMED_CASES, ConvCase
 
 DTYPES = [torch.float64, torch.float32]
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from numeric import as_attention, convert_model, plan_conversion
-from numeric.conv_attention import ConvAttention
-from numeric.convert import choose_patch_size
+from vitconv.numeric import as_attention, convert_model, plan_conversion
+from vitconv.numeric.conv_attention import ConvAttention
+from vitconv.numeric.convert import choose_patch_size
 
 pytorchcv = pytest.importorskip("pytorchcv")
 

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from numeric.train.data import (
+from vitconv.numeric.train.data import (
     DataError,
     load_cifar,
     load_data,

@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from numeric import as_attention
-from numeric.checks import compare_case, random_conv
-from numeric.conv_attention import all_finite
-from numeric.grouped_linear import GroupedLinear, GroupedShape
-from numeric.patches import patchify
-from numeric.tolerances import attention_error_bound, comparison_ratio
-from theory.cases import NAMED_CASES, ConvCase
+from vitconv.numeric import as_attention
+from vitconv.numeric.conv_attention import all_finite
+from vitconv.numeric.evidence.checks import compare_case, random_conv
+from vitconv.numeric.grouped_linear import GroupedLinear, GroupedShape
+from vitconv.numeric.patches import patchify
+from vitconv.numeric.tolerances import attention_error_bound, comparison_ratio
+from vitconv.theory.cases import NAMED_CASES, ConvCase
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -181,7 +181,7 @@ def test_the_inference_bias_cache_follows_the_table():
 def test_bench_layer_times_both_paths_and_their_yardsticks():
     """The bench's layer row (report/bench.py) runs both paths and reports ratios; its
     numbers are measured, never asserted, but its outputs must agree with the conv."""
-    from report.bench import LAYERS, bench_layer
+    from vitconv.report.bench import LAYERS, bench_layer
 
     row = bench_layer(LAYERS[1], reps=1, seed=0, device=torch.device("cpu"))
     assert {"sparse_vs_conv", "dense_vs_sdpa", "conv_ms", "sdpa_ms"} <= set(row)

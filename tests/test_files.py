@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from numeric import files
-from numeric.files import FolderLockedError, atomic_write_bytes, exclusive, replace_folder
+from vitconv.numeric import files
+from vitconv.numeric.files import FolderLockedError, atomic_write_bytes, exclusive, replace_folder
 
 
 def test_a_full_disk_leaves_the_old_file_whole(tmp_path, monkeypatch):
@@ -27,7 +27,7 @@ def test_a_full_disk_leaves_the_old_file_whole(tmp_path, monkeypatch):
 def test_the_lock_refuses_a_second_process(tmp_path):
     lock = tmp_path / "run.lock"
     with exclusive(lock, "the run"):
-        code = ("import sys; from numeric.files import exclusive, FolderLockedError\n"
+        code = ("import sys; from vitconv.numeric.files import exclusive, FolderLockedError\n"
                 "try:\n    exclusive(sys.argv[1], 'the run').__enter__()\n"
                 "except FolderLockedError as e:\n    print(e); sys.exit(3)\n")
         other = subprocess.run([sys.executable, "-c", code, str(lock)], capture_output=True,
@@ -53,8 +53,8 @@ def test_replace_folder_lands_whole_folders(tmp_path):
 
 def test_two_verify_runs_into_one_folder(tmp_path):
     """Both finish (exit 0) and the folder holds one complete report set."""
-    cmd = [sys.executable, "-m", "report.cli", "verify", "--quick", "--only", "offset_lemma",
-           "--pdf", "no", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-m", "vitconv.report.cli", "verify", "--quick", "--only",
+           "offset_lemma", "--pdf", "no", "--out", str(tmp_path)]
     runs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for _ in range(2)]
     errors = [p.communicate()[1] for p in runs]

@@ -5,14 +5,14 @@ from itertools import pairwise
 
 import torch
 
-from numeric import as_attention
-from numeric.floor import (
+from vitconv.numeric import as_attention
+from vitconv.numeric.evidence.floor import (
     floor_curve,
     nonnegative_rank_one_error,
     small_signal_error,
     train_imitator,
 )
-from proofs.theorems.approximation_floor import imitation_target
+from vitconv.proofs.theorems.approximation_floor import imitation_target
 
 
 def test_floor_curve_is_decreasing_to_zero_at_rho():
@@ -40,7 +40,7 @@ def test_training_learns_and_stays_above_floor():
 def test_floor_matches_an_independent_rank_one_fit():
     """floor(1) against the best rank-one fit found without any SVD: power iteration on
     Mat^T Mat (alternating least squares for a b^T), error 1 - |Mat v|^2 / |Mat|^2."""
-    from numeric.floor import span_matrix
+    from vitconv.numeric.evidence.floor import span_matrix
 
     conv = imitation_target(2)
     _, Mat = span_matrix(conv, 2)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from theory.cases import NAMED_CASES
-from theory.geometry import (
+from vitconv.theory.cases import NAMED_CASES
+from vitconv.theory.geometry import (
     AxisGeometry,
     ConvGeometry,
     offset_interval,

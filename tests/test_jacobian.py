@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from numeric.jacobian import check_lemma, check_rank, head_products, random_mhsa
-from theory.jacobian import (
+from vitconv.numeric.evidence.jacobian import check_lemma, check_rank, head_products, random_mhsa
+from vitconv.theory.jacobian import (
     SymbolicMHSA,
     prove_jacobian_lemma,
     prove_permutation_equivariance,

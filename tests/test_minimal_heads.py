@@ -5,12 +5,12 @@ from fractions import Fraction
 import pytest
 import torch
 
-from numeric import as_attention
-from numeric.minimal import minimal_plan, positivity_certificate
-from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
-from proofs.theorems.lower_bound import tap_kernel
-from proofs.theorems.minimal_heads import BLUR, minimal_cases
-from theory.minimal_heads import PositivityCertificate, verify
+from vitconv.numeric import as_attention
+from vitconv.numeric.minimal import minimal_plan, positivity_certificate
+from vitconv.numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
+from vitconv.proofs.theorems.lower_bound import tap_kernel
+from vitconv.proofs.theorems.minimal_heads import BLUR, minimal_cases
+from vitconv.theory.minimal_heads import PositivityCertificate, verify
 
 
 @pytest.mark.parametrize("index", range(8))
@@ -45,9 +45,9 @@ def test_certificates_verify_and_tampering_fails():
     torch.manual_seed(1)
     conv = torch.nn.Conv2d(1, 1, 3, padding=1).double()
     _, active, cert = positivity_certificate(conv, 1)
-    from numeric.conv_attention import conv_geometry
-    from numeric.rank import exact_weights
-    from theory.bounds import span_rows
+    from vitconv.numeric.convertible import conv_geometry
+    from vitconv.numeric.rank import exact_weights
+    from vitconv.theory.bounds import span_rows
 
     rows = span_rows(conv_geometry(conv, 1), exact_weights(conv))
     rows = [rows[i] for i in active]
@@ -77,7 +77,7 @@ def test_minimal_arguments():
 
 
 def test_farkas_checker_rejects_negative_or_zero_vectors():
-    from theory.minimal_heads import verify_farkas
+    from vitconv.theory.minimal_heads import verify_farkas
 
     assert verify_farkas([[1], [-1]], [Fraction(1), Fraction(1)])
     assert not verify_farkas([[1], [1]], [Fraction(1), Fraction(-1)])

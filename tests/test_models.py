@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-import numeric.train.transfer as transfer
-from numeric.train.data import mnist_split
-from numeric.train.models import ARMS, NetConfig, build, convert, phase1_net, phase2_net
-from numeric.train.transfer import transfer_check
+import vitconv.numeric.train.transfer as transfer
+from vitconv.numeric.train.data import mnist_split
+from vitconv.numeric.train.models import ARMS, NetConfig, build, convert, phase1_net, phase2_net
+from vitconv.numeric.train.transfer import transfer_check
 
 SMALL = NetConfig(channels=4, depth=2)
 
@@ -14,7 +14,7 @@ SMALL = NetConfig(channels=4, depth=2)
 def test_every_arm_is_a_trainable_classifier_of_its_kind():
     """Each arm maps images to finite logits that depend on the image, every parameter
     gets a gradient, and its token mixers are of the arm's kind."""
-    from numeric.conv_attention import ConvAttention
+    from vitconv.numeric.conv_attention import ConvAttention
 
     torch.manual_seed(0)
     x = torch.randn(3, 1, 28, 28)

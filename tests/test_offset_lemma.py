@@ -3,9 +3,9 @@
 import pytest
 import sympy as sp
 
-from theory import offset_lemma
-from theory.certificates import InequalityProof, Step, check_step
-from theory.smt import _floor_is, _refute, prove_offset_lemma
+from vitconv.theory import offset_lemma
+from vitconv.theory.certificates import InequalityProof, Step, check_step
+from vitconv.theory.smt import _floor_is, _refute, prove_offset_lemma
 
 
 def test_certificate_proofs_pass():

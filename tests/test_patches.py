@@ -2,8 +2,8 @@
 
 import torch
 
-from numeric.patches import frame_image, patchify, unpatchify
-from theory.geometry import ConvGeometry, token_index
+from vitconv.numeric.patches import frame_image, patchify, unpatchify
+from vitconv.theory.geometry import ConvGeometry, token_index
 
 
 def test_patchify_follows_token_index():

@@ -2,8 +2,8 @@
 
 import pytest
 
-from proofs import CheckContext, Evidence, Obligation, Registry, Theorem, default_registry
-from proofs.checker import run_checks
+from vitconv.proofs import CheckContext, Evidence, Obligation, Registry, Theorem, default_registry
+from vitconv.proofs.checker import run_checks
 
 
 def _theorem(check, theorem_id="toy") -> Theorem:

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from numeric import as_attention
-from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
+from vitconv.numeric import as_attention
+from vitconv.numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
 
 skimage_data = pytest.importorskip("skimage.data")
 

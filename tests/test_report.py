@@ -7,12 +7,12 @@ import shutil
 import pytest
 import sympy as sp
 
-from proofs import CheckContext, default_registry, run_checks
-from proofs.theorems import construction
-from report.json_report import run_document
-from report.latex import appendix_body, compile_pdf, escape, render_text, write_appendix
-from report.markdown import render, to_markdown
-from report.terminal import plain
+from vitconv.proofs import CheckContext, default_registry, run_checks
+from vitconv.proofs.theorems import construction
+from vitconv.report.json_report import run_document
+from vitconv.report.latex import appendix_body, compile_pdf, escape, render_text, write_appendix
+from vitconv.report.markdown import render, to_markdown
+from vitconv.report.terminal import plain
 
 
 def test_escape_and_render_golden():

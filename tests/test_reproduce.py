@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from numeric.train.data import mnist_split
-from numeric.train.experiment import ExperimentConfig, load_results, run_experiment
-from numeric.train.loop import TrainConfig
-from report.reproduce import summarise, write_results
+from vitconv.numeric.train.data import mnist_split
+from vitconv.numeric.train.experiment import ExperimentConfig, load_results, run_experiment
+from vitconv.numeric.train.loop import TrainConfig
+from vitconv.report.reproduce import summarise, write_results
 
 TINY = ExperimentConfig(sizes=(250,), seeds=2, ablation_alphas=(4.0,), ablation_size=250,
                         train=TrainConfig(steps=6, batch_size=16, eval_every=3,
@@ -36,7 +36,7 @@ def test_grid_runs_and_reports(experiment):
 
 def test_rerun_skips_finished_runs(experiment, monkeypatch):
     out, split, _ = experiment
-    import numeric.train.experiment as module
+    import vitconv.numeric.train.experiment as module
 
     monkeypatch.setattr(module, "train_run", lambda *a, **k: pytest.fail("retrained"))
     assert len(run_experiment(TINY, split, out)) == 10

@@ -5,8 +5,13 @@ import math
 import pytest
 import torch
 
-from numeric.gap import adversarial_pointwise_image, adversarial_values, conv_gap, head_gap
-from theory.softmax_gap import alpha_for_error, off_target_mass, prove_gap_bound
+from vitconv.numeric.evidence.gap import (
+    adversarial_pointwise_image,
+    adversarial_values,
+    conv_gap,
+    head_gap,
+)
+from vitconv.theory.softmax_gap import alpha_for_error, off_target_mass, prove_gap_bound
 
 
 def test_symbolic_identities():

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from numeric.train.stats import mean_interval, paired_difference
+from vitconv.numeric.train.stats import mean_interval, paired_difference
 
 
 def test_t_interval_matches_hand_computation():

@@ -5,13 +5,13 @@ import dataclasses
 import pytest
 import torch
 
-from numeric import as_attention
-from numeric.blocks import block_matrices, factorize
-from numeric.checks import exact_construction_mismatch, random_conv
-from numeric.conv_attention import ConstructionRecord, ConvAttention
-from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
-from theory.cases import NAMED_CASES
-from theory.construction import structural_widths
+from vitconv.numeric import as_attention
+from vitconv.numeric.blocks import block_matrices, factorize
+from vitconv.numeric.conv_attention import ConstructionRecord, ConvAttention
+from vitconv.numeric.evidence.checks import exact_construction_mismatch, random_conv
+from vitconv.numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
+from vitconv.theory.cases import NAMED_CASES
+from vitconv.theory.construction import structural_widths
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from numeric.files import FolderLockedError, exclusive
-from numeric.train.checkpoint import CheckpointError, read_checkpoint
-from numeric.train.data import mnist_split
-from numeric.train.loop import RunSpec, TrainConfig, TrainingDivergedError, train_run
-from numeric.train.models import NetConfig
+from vitconv.numeric.files import FolderLockedError, exclusive
+from vitconv.numeric.train.checkpoint import CheckpointError, read_checkpoint
+from vitconv.numeric.train.data import mnist_split
+from vitconv.numeric.train.loop import RunSpec, TrainConfig, TrainingDivergedError, train_run
+from vitconv.numeric.train.models import NetConfig
 
 NET = NetConfig(channels=4, depth=1)
 TINY = TrainConfig(steps=8, batch_size=16, eval_every=4, checkpoint_every=2, warmup=2)
-CLI = [sys.executable, "-m", "report.cli", "train", "--quick", "--arm", "two_phase",
+CLI = [sys.executable, "-m", "vitconv.report.cli", "train", "--quick", "--arm", "two_phase",
        "--size", "250"]
 
 
@@ -121,7 +121,7 @@ def test_runs_are_keyed_by_data_content_not_name(split, tmp_path):
 
 def test_network_weights_do_not_depend_on_what_ran_before(split, tmp_path):
     """No helper consumes the global RNG: a restarted process builds the same network."""
-    from numeric.train.models import phase2_net, value_widths
+    from vitconv.numeric.train.models import phase2_net, value_widths
 
     torch.manual_seed(3)
     first = _weights(phase2_net(NET))
@@ -153,7 +153,7 @@ def test_two_processes_reach_the_weights_of_one(tmp_path):
     if torchrun is None:
         pytest.skip("torchrun is not installed")
     args = ["--steps", "12", "--dtype", "float64"]
-    subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "report.cli",
+    subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "vitconv.report.cli",
                     *CLI[3:], *args, "--out", str(tmp_path / "ddp")], check=True,
                    capture_output=True)
     subprocess.run([*CLI, *args, "--out", str(tmp_path / "one")], check=True,

@@ -4,6 +4,6 @@
 ``theory.construction`` holds the block matrices ``M_delta`` as exact objects.
 """
 
-from theory.geometry import AxisGeometry, ConvGeometry, offset_interval
+from vitconv.theory.geometry import AxisGeometry, ConvGeometry, offset_interval
 
 __all__ = ["AxisGeometry", "ConvGeometry", "offset_interval"]

@@ -21,9 +21,9 @@ from fractions import Fraction
 
 import sympy as sp
 
-from theory.construction import group_input_channels
-from theory.exact_rank import RankCertificate, exact_rank
-from theory.geometry import AxisGeometry, ConvGeometry
+from vitconv.theory.construction import group_input_channels
+from vitconv.theory.exact_rank import RankCertificate, exact_rank
+from vitconv.theory.geometry import AxisGeometry, ConvGeometry
 
 Weights = Mapping[tuple[int, int, int, int], int | Fraction]  # (o, c_local, s, t) -> value
 
@@ -162,7 +162,7 @@ def symbolic_generic_rank(geom: ConvGeometry) -> int:
     import sympy as sp
     from sympy.polys.matrices import DomainMatrix
 
-    from theory.construction import symbolic_kernel
+    from vitconv.theory.construction import symbolic_kernel
 
     w, _ = symbolic_kernel(geom)
     return DomainMatrix.from_Matrix(sp.Matrix(span_rows(geom, w))).rank()
@@ -210,7 +210,7 @@ def table_geometry(kernel_size: int, patch_size: int, in_channels: int = 1,
 def full_block_rows(geom: ConvGeometry, weights: Weights) -> list[list]:
     """Rows ``vec(M_delta)`` with every entry, built by ``theory.construction.
     symbolic_blocks`` (a code path independent of :func:`span_rows`'s merged columns)."""
-    from theory.construction import symbolic_blocks
+    from vitconv.theory.construction import symbolic_blocks
 
     blocks = symbolic_blocks(geom, weights)
     return [list(blocks[delta]) for delta in geom.head_plan()]
@@ -221,7 +221,7 @@ def rho_row(kernel_size: int, patch_size: int, in_channels: int = 1, out_channel
             recheck: bool = True) -> RhoRow:
     """``rho`` for one shape (:func:`table_geometry`), with its certificate rechecked by
     sympy when ``recheck``."""
-    from theory.exact_rank import verify_certificate
+    from vitconv.theory.exact_rank import verify_certificate
 
     geom = table_geometry(kernel_size, patch_size, in_channels, out_channels,
                           dilation=dilation, stride=stride)
@@ -256,7 +256,7 @@ def nine_certificate_minor(geom: ConvGeometry) -> tuple[int, int]:
     ``(minor, predicted)``; they agree in absolute value when the blocks are as proved."""
     from sympy import Matrix
 
-    from theory.smt import _det3, nine_certificate_matrix
+    from vitconv.theory.smt import _det3, nine_certificate_matrix
 
     P = geom.patch_size
     rows = span_rows(geom, nine_certificate_weights(geom))

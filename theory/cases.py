@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from theory.geometry import ConvGeometry
+from vitconv.theory.geometry import ConvGeometry
 
 
 @dataclass(frozen=True)

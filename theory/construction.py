@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from theory.geometry import ConvGeometry, token_index
+from vitconv.theory.geometry import ConvGeometry, token_index
 
 
 @dataclass(frozen=True)

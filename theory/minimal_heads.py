@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from theory.exact_rank import exact_rank
+from vitconv.theory.exact_rank import exact_rank
 
 Matrix = Sequence[Sequence[Fraction | int]]
 

@@ -22,8 +22,8 @@ from functools import lru_cache
 
 import sympy as sp
 
-from theory.certificates import NEGATION, Fact, InequalityProof, Step
-from theory.geometry import AxisGeometry, offset_interval
+from vitconv.theory.certificates import NEGATION, Fact, InequalityProof, Step
+from vitconv.theory.geometry import AxisGeometry, offset_interval
 
 # Integer symbols of the lemma. P is not a free symbol: P = stride*Q keeps stride | P.
 Q, stride, a, b, u, t, m, lo, hi, c = sp.symbols("Q sigma a b u t m lo hi c", integer=True)

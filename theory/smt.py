@@ -113,7 +113,7 @@ def prove_offset_lemma(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
     expression is retyped here), so a wrong printed formula fails its proof. Returns one
     :class:`SmtResult` per claim; each is proved iff z3 answered ``unsat``.
     """
-    from theory import offset_lemma as lemma
+    from vitconv.theory import offset_lemma as lemma
 
     Q, s, a, b, u, t, m = z3.Ints("Q stride a b u t m")
     P = s * Q
@@ -195,7 +195,7 @@ def prove_index_arithmetic(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
     in the printed interval ``[LOWER, UPPER]`` for the span ``a = pad``,
     ``b = (K-1)*d - pad`` (so a head of the plan attends to it).
     """
-    from theory import offset_lemma as lemma
+    from vitconv.theory import offset_lemma as lemma
 
     Q, s, A, u, k, d, K, pad, delta, d2, v2 = z3.Ints("Q stride A u k d K pad delta d2 v2")
     P = s * Q

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from numeric.files import atomic_write_bytes
+from vitconv.numeric.files import atomic_write_bytes
 
 FORMAT = "vitconv.checkpoint/2"
 

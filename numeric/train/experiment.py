@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from numeric.files import atomic_write_text, exclusive
-from numeric.train.data import Split
-from numeric.train.loop import RunResult, RunSpec, TrainConfig, train_run
-from numeric.train.models import ARMS, NetConfig
+from vitconv.numeric.files import atomic_write_text, exclusive
+from vitconv.numeric.train.data import Split
+from vitconv.numeric.train.loop import RunResult, RunSpec, TrainConfig, train_run
+from vitconv.numeric.train.models import ARMS, NetConfig
 
 SIZES = (250, 500, 1000, 2000, 4000)
 

@@ -29,10 +29,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from numeric.files import exclusive
-from numeric.train.checkpoint import load_checkpoint, save_checkpoint
-from numeric.train.data import Split, nested_subsets
-from numeric.train.models import ARMS, NetConfig, build, convert, phase2_net
+from vitconv.numeric.files import exclusive
+from vitconv.numeric.train.checkpoint import load_checkpoint, save_checkpoint
+from vitconv.numeric.train.data import Split, nested_subsets
+from vitconv.numeric.train.models import ARMS, NetConfig, build, convert, phase2_net
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from numeric.conv_attention import ConvAttention, as_attention
-from numeric.patches import patchify, unpatchify
-from theory.construction import structural_widths
-from theory.geometry import ConvGeometry
+from vitconv.numeric.conv_attention import ConvAttention, as_attention
+from vitconv.numeric.patches import patchify, unpatchify
+from vitconv.theory.construction import structural_widths
+from vitconv.theory.geometry import ConvGeometry
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from numeric.patches import patchify, unpatchify
-from numeric.tolerances import attention_error_bound, conv_error_bound, gamma
-from numeric.train.models import TokenNet, convert
+from vitconv.numeric.patches import patchify, unpatchify
+from vitconv.numeric.tolerances import attention_error_bound, conv_error_bound, gamma
+from vitconv.numeric.train.models import TokenNet, convert
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Every statement of the project, one module each, in the order of docs/theory.md §3."""
 
-from proofs.theorems import (
+from vitconv.proofs.theorems import (
     approximation_floor,
     construction,
     jacobian_lemma,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from numeric.floor import floor_curve, nonnegative_rank_one_error, span_matrix, train_imitator
-from numeric.rank import kernel_rank
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from theory.bounds import APPROXIMATION_FLOOR
+from vitconv.numeric.evidence.floor import (
+    floor_curve,
+    nonnegative_rank_one_error,
+    span_matrix,
+    train_imitator,
+)
+from vitconv.numeric.rank import kernel_rank
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.theory.bounds import APPROXIMATION_FLOOR
 
 
 def imitation_target(seed: int) -> nn.Conv2d:

@@ -9,22 +9,22 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from numeric.checks import (
+from vitconv.numeric.conv_attention import as_attention
+from vitconv.numeric.evidence.checks import (
     Comparison,
     compare_case,
     exact_construction_mismatch,
     random_conv,
     strict_float32,
 )
-from numeric.conv_attention import as_attention
-from numeric.strategies import conv_cases
-from proofs.evidence import smt_evidence
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from theory import construction
-from theory.cases import NAMED_CASES, ConvCase, identity_grid
-from theory.geometry import AxisGeometry, ConvGeometry
-from theory.offset_lemma import COUNT_STRIDE_ONE
-from theory.smt import prove_index_arithmetic
+from vitconv.numeric.evidence.strategies import conv_cases
+from vitconv.proofs.evidence import smt_evidence
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.theory import construction
+from vitconv.theory.cases import NAMED_CASES, ConvCase, identity_grid
+from vitconv.theory.geometry import AxisGeometry, ConvGeometry
+from vitconv.theory.offset_lemma import COUNT_STRIDE_ONE
+from vitconv.theory.smt import prove_index_arithmetic
 
 
 def _index_arithmetic(ctx: CheckContext) -> Evidence:

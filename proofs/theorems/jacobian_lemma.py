@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from numeric.jacobian import check_lemma, random_mhsa
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from theory.jacobian import LEMMA_STATEMENT, prove_jacobian_lemma, value_side_counterexample
+from vitconv.numeric.evidence.jacobian import check_lemma, random_mhsa
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.theory.jacobian import LEMMA_STATEMENT, prove_jacobian_lemma, value_side_counterexample
 
 # (grid, d_in, d_out, heads, value width, key width): several sizes, content-dependent
 MHSA_SIZES = (((2, 2), 2, 2, 2, 2, 2), ((3, 3), 4, 3, 3, 2, 2), ((3, 4), 3, 5, 4, 3, 4),

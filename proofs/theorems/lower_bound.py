@@ -8,12 +8,12 @@ from functools import cache
 import torch
 from torch import nn
 
-from numeric.jacobian import check_rank, random_mhsa
-from numeric.rank import kernel_rank
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from proofs.theorems.jacobian_lemma import MHSA_SIZES
-from theory.bounds import RhoRow, rho_row
-from theory.exact_rank import RankCertificate, exact_rank, verify_certificate
+from vitconv.numeric.evidence.jacobian import check_rank, random_mhsa
+from vitconv.numeric.rank import kernel_rank
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.proofs.theorems.jacobian_lemma import MHSA_SIZES
+from vitconv.theory.bounds import RhoRow, rho_row
+from vitconv.theory.exact_rank import RankCertificate, exact_rank, verify_certificate
 
 
 @cache

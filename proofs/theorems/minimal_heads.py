@@ -9,15 +9,16 @@ import torch
 from sympy.polys.matrices import DomainMatrix
 from torch import nn
 
-from numeric.checks import strict_float32
-from numeric.conv_attention import as_attention, conv_geometry
-from numeric.minimal import minimal_plan, positivity_certificate
-from numeric.rank import exact_weights
-from numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from proofs.theorems.lower_bound import tap_kernel
-from theory.bounds import full_block_rows, span_rows
-from theory.minimal_heads import (
+from vitconv.numeric.conv_attention import as_attention
+from vitconv.numeric.convertible import conv_geometry
+from vitconv.numeric.evidence.checks import strict_float32
+from vitconv.numeric.minimal import minimal_plan, positivity_certificate
+from vitconv.numeric.rank import exact_weights
+from vitconv.numeric.tolerances import attention_error_bound, comparison_ratio, conv_error_bound
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.proofs.theorems.lower_bound import tap_kernel
+from vitconv.theory.bounds import full_block_rows, span_rows
+from vitconv.theory.minimal_heads import (
     Decomposition,
     PositivityCertificate,
     nonzero_rows,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from numeric.jacobian import autograd_jacobian, jacobian_error_bound, random_mhsa
-from numeric.minimal import minimal_plan
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from proofs.theorems.lower_bound import rho_table, tap_kernel
-from proofs.theorems.minimal_heads import BLUR
-from theory.bounds import symbolic_generic_rank
-from theory.geometry import ConvGeometry
-from theory.jacobian import prove_permutation_equivariance
+from vitconv.numeric.evidence.jacobian import autograd_jacobian, jacobian_error_bound, random_mhsa
+from vitconv.numeric.minimal import minimal_plan
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.proofs.theorems.lower_bound import rho_table, tap_kernel
+from vitconv.proofs.theorems.minimal_heads import BLUR
+from vitconv.theory.bounds import symbolic_generic_rank
+from vitconv.theory.geometry import ConvGeometry
+from vitconv.theory.jacobian import prove_permutation_equivariance
 
 
 def _equivariance(ctx: CheckContext) -> Evidence:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from numeric.train.data import mnist_split
-from numeric.train.models import NetConfig, phase1_net
-from numeric.train.transfer import TransferCheck, transfer_check
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.numeric.train.data import mnist_split
+from vitconv.numeric.train.models import NetConfig, phase1_net
+from vitconv.numeric.train.transfer import TransferCheck, transfer_check
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 
 CONFIGS = (NetConfig(), NetConfig(depth=3, kernel_size=3, patch_size=2, channels=4),
            NetConfig(kernel_size=9, channels=4))  # the last reaches past a patch: 25 heads

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from proofs.evidence import smt_evidence
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from theory import offset_lemma as lemma
-from theory.smt import prove_offset_lemma
+from vitconv.proofs.evidence import smt_evidence
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.theory import offset_lemma as lemma
+from vitconv.theory.smt import prove_offset_lemma
 
 
 def _certificates(ctx: CheckContext) -> Evidence:

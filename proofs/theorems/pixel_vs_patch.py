@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from functools import cache
 
-from proofs.evidence import smt_evidence
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from proofs.theorems.lower_bound import rho_table
-from theory.bounds import generic_rank, nine_certificate_minor, span_rows
-from theory.exact_rank import exact_rank
-from theory.geometry import ConvGeometry, resolve_padding
-from theory.smt import prove_patch_rank_nine, prove_pixel_blocks, same_padding_model
+from vitconv.proofs.evidence import smt_evidence
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.proofs.theorems.lower_bound import rho_table
+from vitconv.theory.bounds import generic_rank, nine_certificate_minor, span_rows
+from vitconv.theory.exact_rank import exact_rank
+from vitconv.theory.geometry import ConvGeometry, resolve_padding
+from vitconv.theory.smt import prove_patch_rank_nine, prove_pixel_blocks, same_padding_model
 
 CHANNELS = 9  # C_in = C_out = 9: C_in C_out = 81 >= K^2 for every K <= 9
 

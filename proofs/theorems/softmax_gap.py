@@ -5,9 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from numeric.gap import adversarial_pointwise_image, adversarial_values, conv_gap, head_gap
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from theory import softmax_gap as gap
+from vitconv.numeric.evidence.gap import (
+    adversarial_pointwise_image,
+    adversarial_values,
+    conv_gap,
+    head_gap,
+)
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.theory import softmax_gap as gap
 
 ALPHAS = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.0, 18.0, 24.0, 30.0, 36.0)
 

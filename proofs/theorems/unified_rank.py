@@ -8,10 +8,10 @@ from functools import cache
 import torch
 from sympy.polys.matrices import DomainMatrix
 
-from numeric.blocks import block_matrices
-from proofs.theorem import CheckContext, Evidence, Obligation, Theorem
-from proofs.theorems.lower_bound import rho_table, table_data
-from theory.bounds import (
+from vitconv.numeric.blocks import block_matrices
+from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+from vitconv.proofs.theorems.lower_bound import rho_table, table_data
+from vitconv.theory.bounds import (
     RhoRow,
     full_block_rows,
     random_weights,
@@ -20,7 +20,7 @@ from theory.bounds import (
     row_geometry,
     symbolic_generic_rank,
 )
-from theory.geometry import ConvGeometry
+from vitconv.theory.geometry import ConvGeometry
 
 # Columns of vec(M_delta) up to which the full rank is recomputed (quick runs: fewer shapes).
 FULL_RANK_LIMIT = {False: 2_000, True: 600}

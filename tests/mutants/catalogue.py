@@ -148,7 +148,7 @@ CATALOGUE: tuple[Mutant, ...] = (
            "(_FLOOR_I, FLOOR_H + 1, FLOOR_RHO)",
            "(_FLOOR_I, FLOOR_H, FLOOR_RHO)",
            "the printed floor sums from H instead of H + 1"),
-    Mutant("floor_learning_rate_zero", "numeric/floor.py",
+    Mutant("floor_learning_rate_zero", "numeric/evidence/floor.py",
            "optimiser = torch.optim.Adam(model.parameters(), lr=lr)",
            "optimiser = torch.optim.Adam(model.parameters(), lr=0.0)",
            "the imitators are trained with learning rate 0"),
@@ -195,7 +195,7 @@ CATALOGUE: tuple[Mutant, ...] = (
            "per_group = weight.reshape(G, cout_g, cin_g, *weight.shape[2:]).flip(0)",
            "each group's block is filled from another group's kernel"),
     # --- the Jacobian lemma and necessity ------------------------------------------------
-    Mutant("lemma_side_scaled", "numeric/jacobian.py",
+    Mutant("lemma_side_scaled", "numeric/evidence/jacobian.py",
            "return sum(A[h][:, None, None] * W for h, W in enumerate(head_products(att)))",
            "return sum(A[h][:, None, None] * W * 1.001 "
            "for h, W in enumerate(head_products(att)))",

@@ -1,8 +1,9 @@
 """``make mutants``: every catalogue mutant must make ``vitconv verify --quick`` fail.
 
-For each mutant (``tests.mutants.catalogue``) the packages ``theory``, ``numeric``,
-``proofs`` and ``report`` are copied to a temporary folder, the mutant's snippet replaced,
-and ``python -m report.cli verify --quick`` run there (the copy first on ``PYTHONPATH``).
+For each mutant (``tests.mutants.catalogue``) the package folders (``vitconv/`` and the
+top-level ``theory/``, ``numeric/``, ``proofs/``, ``report/`` it maps as ``vitconv.*``) are
+copied to a temporary folder, the mutant's snippet replaced,
+and ``python -m vitconv.report.cli verify --quick`` run there (the copy first on ``PYTHONPATH``).
 The gate passes only if
 
 * the unmutated copy passes (the baseline: otherwise every "kill" would be meaningless);
@@ -32,7 +33,7 @@ from pathlib import Path
 from tests.mutants.catalogue import CATALOGUE, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("theory", "numeric", "proofs", "report")
+PACKAGES = ("vitconv", "theory", "numeric", "proofs", "report")
 TIMEOUT_S = 600
 
 
@@ -79,7 +80,7 @@ def run(mutant: Mutant | None) -> Outcome:
             apply(mutant, root)
         env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        cmd = [sys.executable, "-m", "report.cli", "verify", "--quick", "--pdf", "no",
+        cmd = [sys.executable, "-m", "vitconv.report.cli", "verify", "--quick", "--pdf", "no",
                "--out", str(root / "out")]
         try:
             proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
@@ -98,7 +99,7 @@ def run(mutant: Mutant | None) -> Outcome:
 
 def registry_obligations() -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from proofs import default_registry
+    from vitconv.proofs import default_registry
 
     return default_registry().obligation_ids()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.geometry import resolve_padding
+from vitconv.theory.geometry import resolve_padding
 
 NUMPY_PAD_MODE = {"zeros": "constant", "circular": "wrap", "reflect": "reflect",
                   "replicate": "edge"}

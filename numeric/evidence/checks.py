@@ -15,18 +15,18 @@ from fractions import Fraction
 import torch
 from torch import nn
 
-from numeric.conv_attention import ConvAttention, as_attention
-from numeric.grouped_linear import weight_matrix
-from numeric.reference import conv2d_reference
-from numeric.tolerances import (
+from vitconv.numeric.conv_attention import ConvAttention, as_attention
+from vitconv.numeric.evidence.reference import conv2d_reference
+from vitconv.numeric.grouped_linear import weight_matrix
+from vitconv.numeric.tolerances import (
     attention_error_bound,
     comparison_ratio,
     control_perturbation,
     conv_error_bound,
     reference_bound,
 )
-from theory.cases import ConvCase
-from theory.construction import symbolic_blocks
+from vitconv.theory.cases import ConvCase
+from vitconv.theory.construction import symbolic_blocks
 
 
 @dataclass(frozen=True)

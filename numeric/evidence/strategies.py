@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from theory.cases import ConvCase
-from theory.geometry import PADDING_MODES, resolve_padding
+from vitconv.theory.cases import ConvCase
+from vitconv.theory.geometry import PADDING_MODES, resolve_padding
 
 
 def _min_grid(kernel: int, dilation: int, pads: tuple[int, int], mode: str, patch: int) -> int:

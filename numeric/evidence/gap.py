@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from numeric.blocks import block_matrices
-from numeric.conv_attention import as_attention
-from numeric.patches import frame_image, patchify, unpatchify
-from numeric.tolerances import attention_error_bound, conv_error_bound, gamma
-from theory.softmax_gap import off_target_mass
+from vitconv.numeric.blocks import block_matrices
+from vitconv.numeric.conv_attention import as_attention
+from vitconv.numeric.patches import frame_image, patchify, unpatchify
+from vitconv.numeric.tolerances import attention_error_bound, conv_error_bound, gamma
+from vitconv.theory.softmax_gap import off_target_mass
 
 
 @dataclass(frozen=True)

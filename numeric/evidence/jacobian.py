@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch.func import jacrev
 
-from numeric.attention import RelativeMultiheadAttention, Window
-from numeric.grouped_linear import weight_matrix
-from numeric.tolerances import gamma
+from vitconv.numeric.attention import RelativeMultiheadAttention, Window
+from vitconv.numeric.grouped_linear import weight_matrix
+from vitconv.numeric.tolerances import gamma
 
 
 def head_products(att: RelativeMultiheadAttention) -> list[torch.Tensor]:

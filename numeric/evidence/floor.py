@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from numeric.blocks import block_matrices
-from numeric.conv_attention import ConvAttention, conv_geometry
-from numeric.jacobian import autograd_jacobian
-from theory.bounds import approximation_floor
+from vitconv.numeric.blocks import block_matrices
+from vitconv.numeric.conv_attention import ConvAttention
+from vitconv.numeric.convertible import conv_geometry
+from vitconv.numeric.evidence.jacobian import autograd_jacobian
+from vitconv.theory.bounds import approximation_floor
 
 
 def span_matrix(conv: nn.Conv2d, patch_size: int) -> tuple[tuple, torch.Tensor]:
