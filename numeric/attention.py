@@ -6,7 +6,7 @@
 Positions enter the scores only, through the table ``B^h`` (the T5 / Swin form), never the
 values; the lower bounds of docs/theory.md §3.3 rely on that. Heads may have different value widths
 (the construction gives head ``h`` the rank of its ``M_delta``). The module is an ordinary
-trainable layer: the construction (``numeric.conv_attention``) only sets its weights.
+trainable layer: the construction (``vitconv.numeric.conv_attention``) only sets its weights.
 
 One module, two ways to compute the same function (``execution``):
 
@@ -41,6 +41,14 @@ from vitconv.numeric.grouped_linear import ChannelGroups, GroupedLinear, Grouped
 Window = tuple[int, int, int, int]  # (top, left, height, width) on the token grid
 EXECUTIONS = ("auto", "dense", "sparse")
 TABLE_CACHE = 4  # index tables kept per layer (grid sizes seen last)
+
+
+def tracing() -> bool:
+    """Whether ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` is recording this
+    call. Then no tensor value may be read back into Python: caches are bypassed, the path
+    comes from :attr:`RelativeMultiheadAttention.known_targets`, and checks become in-graph
+    assertions (``torch._assert_async``)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _same(kept: torch.Tensor | None, current: torch.Tensor) -> bool:
@@ -122,6 +130,9 @@ class RelativeMultiheadAttention(nn.Module):
         self.rel_bias = nn.Parameter(torch.zeros(table, **kw))
         self.register_buffer("rel_mask", torch.ones(table, dtype=torch.bool, device=device))
         self.execution = "auto"
+        # The one offset per head as last established in Python (select_offsets, or an eager
+        # forward); what a traced graph uses, since it cannot read the mask.
+        self.known_targets: tuple[tuple[int, int], ...] | None = None
         # Heads grouped by value width: one fused attention call per group.
         widths = sorted(set(self.value_dims))
         self._buckets = tuple(tuple(h for h, d in enumerate(self.value_dims) if d == w)
@@ -172,9 +183,7 @@ class RelativeMultiheadAttention(nn.Module):
         grid, window and device."""
         dev = self.rel_bias.device
         key = (grid, window, dev)
-        if key not in self._tables:
-            if len(self._tables) >= TABLE_CACHE:
-                self._tables.pop(next(iter(self._tables)))  # the oldest grid
+        if tracing() or key not in self._tables:
             (lo_h, hi_h), (lo_w, hi_w) = self.offset_range
             top, left, hq, wq = window
             qr = torch.arange(top, top + hq, device=dev).repeat_interleave(wq)  # (Nq,)
@@ -183,6 +192,10 @@ class RelativeMultiheadAttention(nn.Module):
             kc = torch.arange(grid[1], device=dev).repeat(grid[0])
             ih = (kr[None, :] - qr[:, None]).clamp(lo_h, hi_h) - lo_h  # (Nq, Nk)
             iw = (kc[None, :] - qc[:, None]).clamp(lo_w, hi_w) - lo_w
+            if tracing():  # part of the graph, not a cache
+                return ih, iw
+            if len(self._tables) >= TABLE_CACHE:
+                self._tables.pop(next(iter(self._tables)))  # the oldest grid
             self._tables[key] = (ih, iw)
         return self._tables[key]
 
@@ -194,7 +207,10 @@ class RelativeMultiheadAttention(nn.Module):
         ih, iw = self._offset_indices(grid, window)
         allowed = self.rel_mask[:, ih, iw]  # (H, Nq, Nk)
         checked = self._checked
-        if not (checked[0] == (grid, window) and _same(checked[1], self.rel_mask)):
+        if tracing():
+            torch._assert_async(allowed.any(-1).all(), "a head masks every key of some query: "
+                                "the frame is too small for its offset")
+        elif not (checked[0] == (grid, window) and _same(checked[1], self.rel_mask)):
             if not allowed.any(-1).all():
                 h = int((~allowed.any(-1)).any(-1).nonzero()[0])
                 raise ValueError(f"head {h} masks every key of some query on a {grid} grid: "
@@ -213,7 +229,7 @@ class RelativeMultiheadAttention(nn.Module):
         neither the table nor the mask has changed. Changes are detected by comparing with
         copies of the (small) table and mask, not by version counters, which fused
         optimisers, ``.data`` writes and ``vector_to_parameters`` do not advance."""
-        if torch.is_grad_enabled() and self.rel_bias.requires_grad:
+        if tracing() or (torch.is_grad_enabled() and self.rel_bias.requires_grad):
             return self.relative_bias(grid, window)
         key, tables, bias = self._bias_cache
         if not (key == (grid, window) and _same(tables[0], self.rel_bias)
@@ -227,7 +243,17 @@ class RelativeMultiheadAttention(nn.Module):
     def hard_targets(self) -> tuple[tuple[int, int], ...] | None:
         """The one offset each head attends to, when every head's mask keeps exactly one
         offset strictly inside the table (so no clipped offset shares it); else ``None``.
-        Then ``A^h`` is exactly one-hot for any finite scores, and ``"sparse"`` applies."""
+        Then ``A^h`` is exactly one-hot for any finite scores, and ``"sparse"`` applies.
+
+        Under tracing (:func:`tracing`) the mask cannot be read: the answer is
+        :attr:`known_targets`, and the graph asserts that the mask still keeps exactly
+        those offsets."""
+        if tracing():
+            if self.known_targets is not None:
+                torch._assert_async((self.rel_mask == self._one_hot(self.known_targets)).all(),
+                                    "the mask no longer keeps the one offset per head this "
+                                    "graph was traced with")
+            return self.known_targets
         if not _same(self._targets[0], self.rel_mask):
             mask = self.rel_mask.flatten(1)
             targets = None
@@ -239,7 +265,16 @@ class RelativeMultiheadAttention(nn.Module):
                 if all(0 < i < rows - 1 and 0 < j < cols - 1 for i, j in inside):
                     targets = tuple((i + lo_h, j + lo_w) for i, j in inside)
             self._targets = (self.rel_mask.clone(), targets)
+            self.known_targets = targets
         return self._targets[1]
+
+    def _one_hot(self, targets: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """The mask that keeps exactly ``targets[h]`` for head ``h``."""
+        (lo_h, _), (lo_w, _) = self.offset_range
+        mask = torch.zeros_like(self.rel_mask)
+        for h, (da, db) in enumerate(targets):
+            mask[h, da - lo_h, db - lo_w] = True
+        return mask
 
     def attention_weights(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
         """The attention matrices ``A^h``: ``(B, H, Nq, Nk)``, rows summing to 1 (computed
@@ -364,6 +399,7 @@ class RelativeMultiheadAttention(nn.Module):
                 self.rel_bias[h] = -alpha
                 self.rel_bias[target] = 0.0
                 self.rel_mask[h] = True
+        self.known_targets = tuple(tuple(d) for d in offsets) if alpha is None else None
 
     @torch.no_grad()
     def set_distributions(self, offsets: Sequence[tuple[int, int]],
@@ -387,6 +423,7 @@ class RelativeMultiheadAttention(nn.Module):
                                  f"offset_range={self.offset_range}")
         self.rel_bias.zero_()
         self.rel_mask.fill_(False)
+        self.known_targets = None
         for h in range(self.num_heads):
             for (da, db), p in zip(offsets, probabilities[h].tolist(), strict=True):
                 if p > 0:

@@ -1,6 +1,6 @@
 """The block matrices ``M_delta`` of a real kernel, and their split into value/output weights.
 
-``theory.construction.block_taps`` says which tap sits where; this module fills in the
+``vitconv.theory.construction.block_taps`` says which tap sits where; this module fills in the
 weights (docs/theory.md §3.2). Each head ``h`` needs ``W_V^h W_O^h = M_{delta_h}``, which takes a
 value width of at least ``rank(M_{delta_h})``; :func:`factorize` splits each block exactly
 with the width its nonzero pattern allows (equal to the rank for generic kernels).
@@ -25,7 +25,7 @@ def group_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, in
     Returns:
         offset -> ``(groups, P*P*C_in/groups, P_out_h*P_out_w*C_out/groups)``: group ``g``'s
         diagonal block of :func:`block_matrices`, rows and columns in token order
-        ``(pixel, channel of the group)`` (``numeric.grouped_linear``'s layout). Memory and
+        ``(pixel, channel of the group)`` (``vitconv.numeric.grouped_linear``'s layout). Memory and
         work are linear in the kernel's size times ``P^2 P_out^2``, never quadratic in the
         channel count of a grouped layer.
     """
@@ -51,7 +51,7 @@ def block_matrices(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, 
         weight: the convolution's kernel, ``(C_out, C_in/groups, Kh, Kw)``.
     Returns:
         offset ``(da, db)`` -> ``(P*P*C_in, P_out_h*P_out_w*C_out)`` matrix, in the token
-        order of ``theory.geometry.token_index``, same dtype and device as ``weight``.
+        order of ``vitconv.theory.geometry.token_index``, same dtype and device as ``weight``.
     """
     G = geom.groups
     rows = GroupedShape(geom.patch_size**2, geom.in_channels // G).index(G)
@@ -73,7 +73,7 @@ class Factorization:
     One factor is a 0/1 selection matrix and the other holds entries of ``M`` itself, so
     every entry of the product is one entry of ``M`` times 1: the identity holds exactly
     in rationals and in every floating-point format, and the layer's rounding can be
-    bounded from the kernel alone (``numeric.tolerances``).
+    bounded from the kernel alone (``vitconv.numeric.tolerances``).
     """
 
     value: torch.Tensor   # (d_in, width), or (groups, d_in, width) per channel group

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitconv.numeric.attention import RelativeMultiheadAttention
+from vitconv.numeric.attention import RelativeMultiheadAttention, tracing
 from vitconv.numeric.blocks import Factorization, factorize, group_blocks
 from vitconv.numeric.convertible import check_convertible, conv_geometry
 from vitconv.numeric.grouped_linear import ChannelGroups
@@ -31,7 +31,7 @@ from vitconv.theory.geometry import PADDING_MODES, ConvGeometry
 class ConstructionRecord:
     """What the construction decided for one layer, frozen on the module as ``.construction``.
 
-    ``numeric.tolerances`` bounds a layer's rounding error from this record, the kernel and
+    ``vitconv.numeric.tolerances`` bounds a layer's rounding error from this record, the kernel and
     the input alone; nothing measured on the layer enters the bound.
 
     Fields: ``heads`` (``"plan"``: one head per offset; ``"minimal"``: ``rho`` or ``rho + 1``
@@ -65,7 +65,7 @@ class ConvAttention(nn.Module):
     """Images in, images out: relative-bias MHSA on the patch tokens of a convolution's input.
 
     Args:
-        geometry: the convolution on its patch grid (``theory.geometry.ConvGeometry``).
+        geometry: the convolution on its patch grid (``vitconv.theory.geometry.ConvGeometry``).
         padding_mode: the convolution's ``padding_mode`` (used to fill the token frame).
         value_dims: value width per head (their number is the number of heads).
         key_dim: query/key width per head.
@@ -74,7 +74,7 @@ class ConvAttention(nn.Module):
         construction: the :class:`ConstructionRecord` when the weights come from the
             construction (``as_attention`` passes it).
         value_groups: split the value and output weights into this many channel groups
-            (block diagonal, ``numeric.grouped_linear``); must divide both channel counts.
+            (block diagonal, ``vitconv.numeric.grouped_linear``); must divide both channel counts.
 
     ``forward(x)`` maps ``(B, C_in, H, W)`` (``H``, ``W`` multiples of the patch size) to
     the convolution's output shape ``(B, C_out, H_out, W_out)``. Attributes: ``num_heads``,
@@ -124,7 +124,7 @@ class ConvAttention(nn.Module):
     @property
     def execution(self) -> str:
         """``"auto"``, ``"dense"`` or ``"sparse"``: how the attention is computed
-        (``numeric.attention``; the same function on both paths)."""
+        (``vitconv.numeric.attention``; the same function on both paths)."""
         return self.attention.execution
 
     @execution.setter
@@ -167,8 +167,8 @@ class ConvAttention(nn.Module):
             raise ValueError(f"x must have shape (B, {self.geometry.in_channels}, H, W), "
                              f"got {tuple(x.shape)}")
         _check_dtype(x, self.attention.rel_bias, "x")
-        if self.check_input and not all_finite(x):
-            raise ValueError("x contains NaN or inf")
+        if self.check_input:
+            _check_finite(x, "x")
         framed, rows, cols = frame_image(x, self.geometry, self.padding_mode)
         tokens = patchify(framed, self.patch_size)                       # (B, Gh', Gw', d_in)
         window = (rows.frame_lo, cols.frame_lo, rows.query_tokens, cols.query_tokens)
@@ -193,8 +193,8 @@ class ConvAttention(nn.Module):
             raise ValueError(f"tokens must have shape (B, Gh, Gw, {g.token_dim_in}), got "
                              f"{tuple(tokens.shape)}")
         _check_dtype(tokens, self.attention.rel_bias, "tokens")
-        if self.check_input and not all_finite(tokens):
-            raise ValueError("tokens contain NaN or inf")
+        if self.check_input:
+            _check_finite(tokens, "tokens")
         Gh, Gw = tokens.shape[1:3]
         rows, cols = g.rows.grid(Gh * g.patch_size, "height"), g.cols.grid(Gw * g.patch_size,
                                                                           "width")
@@ -215,6 +215,15 @@ def _check_dtype(x: torch.Tensor, weight: torch.Tensor, name: str) -> None:
     if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
         raise ValueError(f"{name} has dtype {x.dtype} but the layer is {weight.dtype}; "
                          f"convert one of them (e.g. layer.to({x.dtype}))")
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    """Refuse NaN/inf input: a ``ValueError`` in eager mode; under ``torch.compile`` and
+    ``torch.export`` an assertion in the graph (``torch.jit.trace`` drops it)."""
+    if tracing():
+        torch._assert_async(torch.isfinite(x).all(), f"{name} contains NaN or inf")
+    elif not all_finite(x):
+        raise ValueError(f"{name} contains NaN or inf")
 
 
 def all_finite(x: torch.Tensor) -> bool:
@@ -254,7 +263,7 @@ def as_attention(
         heads: ``"plan"`` (the theorem's construction: one head per offset the kernel
             reaches) or ``"minimal"`` (``rho`` or ``rho + 1`` heads for this very kernel,
             each attending to a probability mix of offsets; docs/theory.md §3.4,
-            ``numeric.minimal``).
+            ``vitconv.numeric.minimal``).
         value_dims: value widths to use instead of the minimal ``rank(M_delta)``: one int
             for every head, or one per head (factors are zero-padded; a trainable layer of
             a fixed shape, whatever the kernel's ranks).

@@ -1,9 +1,9 @@
 """Per-kernel minimal heads (docs/theory.md §3.4): a content-free MHSA with ``rho`` or ``rho + 1``
 heads that equals a given convolution.
 
-Pipeline: ``M_delta`` (``numeric.blocks``) -> the matrix ``Mat`` with rows
+Pipeline: ``M_delta`` (``vitconv.numeric.blocks``) -> the matrix ``Mat`` with rows
 ``vec(M_delta)`` -> does its column space hold a strictly positive vector (a linear
-program, then an exact certificate from ``theory.minimal_heads``)? -> a basis of
+program, then an exact certificate from ``vitconv.theory.minimal_heads``)? -> a basis of
 probability vectors ``A`` (``#offsets x H``) with ``Mat = A W`` exactly in rationals ->
 head ``h`` attends with probabilities ``A[:, h]`` over the plan's offsets (``log`` of them in
 the bias table, masked elsewhere), values/outputs ``W_V^h W_O^h = W^h``.
@@ -40,7 +40,7 @@ from vitconv.theory.minimal_heads import (
 class MinimalPlan:
     """``heads`` probability vectors over ``offsets`` and one ``(d_in, d_out)`` matrix each,
     with ``sum_h distributions[h, delta] * matrices[h] == M_delta``: exactly in rationals
-    (``decomposition``, checked by ``theory.minimal_heads.verify_decomposition``), and up
+    (``decomposition``, checked by ``vitconv.theory.minimal_heads.verify_decomposition``), and up
     to the rounding of its entries to float64 in ``distributions`` and ``matrices``."""
 
     offsets: tuple[tuple[int, int], ...]

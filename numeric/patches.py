@@ -1,8 +1,8 @@
 """Images to patch tokens and back, and the token frame that stands in for padding.
 
-Flattening order (docs/theory.md §2, ``theory.geometry.token_index``): a token is the patch's
-pixels in row-major order ``(u, v)``, each pixel's channels contiguous (channel fastest),
-as in the usual ViT patch embedding.
+Flattening order (docs/theory.md §2, ``vitconv.theory.geometry.token_index``): a token is
+the patch's pixels in row-major order ``(u, v)``, each pixel's channels contiguous (channel
+fastest), as in the usual ViT patch embedding.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The rank lower bound ``rho`` of a specific kernel, exactly (docs/theory.md §3.3).
 
-A float kernel is a matrix of exact dyadic rationals; ``theory.bounds.span_rows`` and
-``theory.exact_rank`` then give its ``rho`` over the rationals with a certificate (a
+A float kernel is a matrix of exact dyadic rationals; ``vitconv.theory.bounds.span_rows`` and
+``vitconv.theory.exact_rank`` then give its ``rho`` over the rationals with a certificate (a
 kernel with zero taps, or a dilated one, can have a much smaller ``rho`` than a generic
 kernel of its shape).
 """

@@ -97,7 +97,7 @@ def attention_error_bound(attn: nn.Module, conv: nn.Conv2d, x: torch.Tensor) -> 
     widths, support), the kernel of ``conv``, the input and its dtype: never a weight or a
     residual measured on the layer, so a wrong layer cannot widen its own bound.
 
-    Hard heads (``support == 1``): the factors are exact (``numeric.blocks.factorize``)
+    Hard heads (``support == 1``): the factors are exact (``vitconv.numeric.blocks.factorize``)
     and ``A^h`` is exactly 0 or 1, so the only rounding is in the products, at most
     ``gamma_n (|w| * |x| + |b|)`` (the convolution with every sign made positive) with
     ``n = (d_in + R)/g + 3``, ``R`` the total value width, ``g`` the channel groups of the
@@ -107,7 +107,7 @@ def attention_error_bound(attn: nn.Module, conv: nn.Conv2d, x: torch.Tensor) -> 
     run weights each offset by its probability: ``sum_delta |x_{q+delta}| sum_h p_h(delta)
     |W^h|``. A finite gap ``alpha`` spreads every head over all keys of the framed grid:
     ``n += #keys + 4 + ceil(alpha)`` and each head's term is ``max_k |x_k| |M_{delta_h}|``.
-    This bounds rounding only: the gap's own error is ``numeric.gap``'s concern.
+    This bounds rounding only: the gap's own error is ``vitconv.numeric.evidence.gap``'s concern.
 
     Raises:
         TypeError: ``attn`` carries no construction record.

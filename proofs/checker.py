@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import TypeVar
 
 from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
+
+T = TypeVar("T")
 
 STATUSES = ("passed", "failed", "error")
 # How a statement is known after a run (docs/theory.md §4); "failed" when any check failed.
@@ -131,6 +134,16 @@ class RunRecord:
     @property
     def obligations(self) -> tuple[ObligationResult, ...]:
         return tuple(r for t in self.theorems for r in t.obligations)
+
+    def table(self, kind: type[T]) -> T | None:
+        """The first table of type ``kind`` (``vitconv.proofs.tables``) any obligation of
+        this run produced; ``None`` when its check did not run (``--only``) or failed early."""
+        for r in self.obligations:
+            if r.evidence is not None:
+                for table in r.evidence.tables:
+                    if isinstance(table, kind):
+                        return table
+        return None
 
     @property
     def passed(self) -> bool:

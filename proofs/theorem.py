@@ -5,7 +5,7 @@ A :class:`Theorem` holds no presentation logic. Its texts are LaTeX in which ``<
 marks a formula kept as a sympy object in ``formulas`` (usually taken from ``theory/``);
 ``report/`` prints them with sympy's ``latex()``, so the appendix shows exactly the objects
 the checks used. Each :class:`Obligation` is a function from a :class:`CheckContext` to
-:class:`Evidence`; ``proofs.checker`` runs them.
+:class:`Evidence`; ``vitconv.proofs.checker`` runs them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class Evidence:
     ``size`` says what was checked and how much (human-readable); ``examples`` counts the
     instances; ``worst`` and ``bound`` are the worst observed error (or margin) and what it
     was held against (``worst <= bound`` for the numeric ones); ``counterexample`` is the
-    minimal failing input when the check failed; ``data`` carries tables for the report.
+    minimal failing input when the check failed; ``data`` carries extra figures for the
+    JSON report; ``tables`` the typed tables of ``vitconv.proofs.tables`` the report reads.
     """
 
     passed: bool
@@ -56,6 +57,7 @@ class Evidence:
     detail: str = ""
     counterexample: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    tables: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class Theorem:
     """A statement of ``docs/theory.md`` section ``section`` and the obligations that check it.
 
     How the statement is known is declared here and decided by the checker
-    (``proofs.checker.TheoremResult.status``):
+    (``vitconv.proofs.checker.TheoremResult.status``):
 
     * ``proved_by``: slugs of the obligations (each of scope ``"all"``) that together prove
       the statement for all parameters; empty when it is only verified on instances.

@@ -29,6 +29,7 @@ from vitconv.numeric.conv_attention import as_attention
 from vitconv.numeric.files import atomic_write_bytes
 from vitconv.numeric.patches import frame_image, patchify
 from vitconv.proofs.checker import RunRecord
+from vitconv.proofs.tables import FloorCurve, GapCurve
 from vitconv.theory.bounds import generic_rank
 from vitconv.theory.geometry import ConvGeometry
 
@@ -116,12 +117,12 @@ def heads_vs_kernel(out_dir: Path, kernels: range = range(1, 10)) -> Path:
     return _save(fig, out_dir / "heads_vs_kernel.png")
 
 
-def gap_error(out_dir: Path, data: dict) -> Path:
+def gap_error(out_dir: Path, data: GapCurve) -> Path:
     """Max error of a converted conv against ``alpha``, with the summed head bound."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.semilogy(data["alphas"], data["max_bound"], "s--", color="tab:orange",
+    ax.semilogy(data.alphas, data.max_bound, "s--", color="tab:orange",
                 label=r"bound: $\sum_h \frac{n-1}{e^\alpha+n-1}\,$spread$_h$ + rounding")
-    ax.semilogy(data["alphas"], data["max_error"], "o-", color="tab:blue",
+    ax.semilogy(data.alphas, data.max_error, "o-", color="tab:blue",
                 label="observed max |attention - conv|")
     ax.set_xlabel(r"softmax gap $\alpha$")
     ax.set_ylabel("absolute error (float64)")
@@ -131,18 +132,18 @@ def gap_error(out_dir: Path, data: dict) -> Path:
     return _save(fig, out_dir / "gap_error.png")
 
 
-def floor(out_dir: Path, data: dict) -> Path:
+def floor(out_dir: Path, data: FloorCurve) -> Path:
     """Trained small-signal error against the Eckart-Young floor, per number of heads."""
-    trained = data["trained"]
-    heads = [t["heads"] for t in trained]
+    trained = data.trained
+    heads = [t.heads for t in trained]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    H_all = list(range(1, len(data["floors"])))
-    ax.plot(H_all, data["floors"][1:], "s--", color="tab:orange",
+    H_all = list(range(1, len(data.floors)))
+    ax.plot(H_all, data.floors[1:], "s--", color="tab:orange",
             label=r"floor $\sum_{i>H}\sigma_i^2 / \sum_i \sigma_i^2$")
-    ax.plot(heads, [t["small_signal_error"] for t in trained], "o-", color="tab:blue",
+    ax.plot(heads, [t.small_signal_error for t in trained], "o-", color="tab:blue",
             label="trained MHSA (exact, from its Jacobian at 0)")
-    if "one_head_optimum" in data:
-        ax.plot([1], [data["one_head_optimum"]], "*", color="tab:green", markersize=11,
+    if data.one_head_optimum is not None:
+        ax.plot([1], [data.one_head_optimum], "*", color="tab:green", markersize=11,
                 label="best single non-negative head")
     ax.set_xlabel("heads H")
     ax.set_ylabel("relative mean-squared error")
@@ -154,11 +155,9 @@ def floor(out_dir: Path, data: dict) -> Path:
 
 def all_figures(record: RunRecord, out_dir: Path) -> dict[str, Path]:
     """Every figure whose data this run produced (figures of skipped checks are skipped)."""
-    data = {r.obligation.id: r.evidence.data for r in record.obligations
-            if r.evidence is not None}
     paths = {"attention_maps": attention_maps(out_dir), "heads_vs_kernel": heads_vs_kernel(out_dir)}
-    if "alphas" in data.get("softmax_gap.conv", {}):
-        paths["gap_error"] = gap_error(out_dir, data["softmax_gap.conv"])
-    if "trained" in data.get("approximation_floor.training", {}):
-        paths["floor"] = floor(out_dir, data["approximation_floor.training"])
+    if (gap := record.table(GapCurve)) is not None:
+        paths["gap_error"] = gap_error(out_dir, gap)
+    if (curve := record.table(FloorCurve)) is not None:
+        paths["floor"] = floor(out_dir, curve)
     return paths

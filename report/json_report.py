@@ -1,9 +1,9 @@
 """The machine-readable report: one JSON document per verification run.
 
-Schema ``vitconv.verify/2`` (a new number for any incompatible change)::
+Schema ``vitconv.verify/3`` (a new number for any incompatible change)::
 
     {
-      "schema": "vitconv.verify/2",
+      "schema": "vitconv.verify/3",
       "started": ISO-8601 UTC time, "seconds": wall time of all checks,
       "mode": "quick" | "full", "seed": int, "device": "cpu" | "cuda:0 (name)",
       "versions": {"python": ..., "torch": ..., "sympy": ..., "z3-solver": ..., ...},
@@ -18,25 +18,28 @@ Schema ``vitconv.verify/2`` (a new number for any incompatible change)::
           "id", "theorem", "title", "method", "scope": "all" | "instances" | "refutation",
           "status": "passed" | "failed" | "error",
           "seconds", "size", "examples", "worst", "bound", "detail",
-          "counterexample", "error", "data"
+          "counterexample", "error", "data",
+          "tables": {type name: fields, e.g. "RhoTable": {"rows": [...]}}
       }]
     }
 
-``worst``/``bound`` are null where an obligation has no numeric margin; ``data`` holds the
-obligation's tables (JSON-safe values only).
+``worst``/``bound`` are null where an obligation has no numeric margin; ``data`` holds
+extra values, ``tables`` the typed tables of ``vitconv.proofs.tables`` (JSON-safe values
+only). Schema 3 moved the rho, head-count, gap and floor tables from ``data`` to ``tables``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vitconv.numeric.files import atomic_write_text
 from vitconv.proofs.checker import ObligationResult, RunRecord
 
-SCHEMA = "vitconv.verify/2"
+SCHEMA = "vitconv.verify/3"
 
 
 def _json_safe(value: Any) -> Any:
@@ -62,11 +65,12 @@ def obligation_record(r: ObligationResult) -> dict[str, Any]:
         "worst": e.worst if e else None, "bound": e.bound if e else None,
         "detail": e.detail if e else "", "counterexample": e.counterexample if e else None,
         "error": r.error, "data": dict(e.data) if e else {},
+        "tables": {type(t).__name__: asdict(t) for t in e.tables} if e else {},
     })
 
 
 def run_document(record: RunRecord) -> dict[str, Any]:
-    """The whole run as a JSON-ready dict (schema ``vitconv.verify/2``)."""
+    """The whole run as a JSON-ready dict (schema ``vitconv.verify/3``)."""
     ctx = record.context
     return {
         "schema": SCHEMA, "started": record.started, "seconds": record.seconds,
@@ -86,6 +90,6 @@ def run_document(record: RunRecord) -> dict[str, Any]:
 
 
 def write_json(record: RunRecord, out_dir: Path) -> Path:
-    """Write ``report.json`` atomically into ``out_dir``."""
+    """Write ``vitconv.report.json`` atomically into ``out_dir``."""
     return atomic_write_text(out_dir / "report.json",
                              json.dumps(run_document(record), indent=2) + "\n")

@@ -22,6 +22,7 @@ from vitconv.numeric.files import atomic_write_text
 from vitconv.proofs.checker import ObligationResult, RunRecord, TheoremResult
 from vitconv.proofs.definitions import DEFINITIONS
 from vitconv.proofs.registry import Registry
+from vitconv.proofs.tables import HeadCounts, RhoTable
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -106,13 +107,6 @@ def theorem_view(theorem, result: TheoremResult | None, date: str) -> dict:
             "proof": render_text(theorem.proof, f), "obligations": obligations}
 
 
-def _data(record: RunRecord, obligation_id: str) -> dict:
-    for r in record.obligations:
-        if r.obligation.id == obligation_id and r.evidence is not None:
-            return dict(r.evidence.data)
-    return {}
-
-
 def summary_text(record: RunRecord) -> str:
     ok = sum(r.passed for r in record.obligations)
     return (f"{ok} of {len(record.obligations)} obligations passed; of "
@@ -123,15 +117,16 @@ def appendix_body(record: RunRecord, registry: Registry, figures: Mapping[str, P
     """The ``\\input``-able body: definitions, every theorem with its check, tables, figures."""
     date = record.started.replace("T", " ")
     results = {t.theorem.id: t for t in record.theorems}
-    heads = _data(record, "pixel_vs_patch.head_counts")
+    rho, heads = record.table(RhoTable), record.table(HeadCounts)
     context = {
         "mode": "quick" if record.context.quick else "full", "seed": record.context.seed,
         "date": escape(date), "summary": escape(summary_text(record)),
         "definitions": [{"id": d.id, "title": d.title, "text": render_text(d.text, d.formulas)}
                         for d in DEFINITIONS],
         "theorems": [theorem_view(t, results.get(t.id), date) for t in registry],
-        "rho_table": _data(record, "lower_bound.rho_table").get("table", []),
-        "heads_table": heads.get("heads", []), "heads_channels": heads.get("channels", 0),
+        "rho_table": rho.rows if rho else (),
+        "heads_table": heads.rows if heads else (),
+        "heads_channels": heads.channels if heads else 0,
         "figures": [{"id": k, "file": Path(p).name, "caption": FIGURES[k][0],
                      "width": FIGURES[k][1]} for k, p in figures.items() if k in FIGURES],
         "versions": [(escape(k), escape(v)) for k, v in record.versions.items()],

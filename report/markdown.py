@@ -1,4 +1,4 @@
-"""``report.md``: the run for people reading it on the web (GitHub renders ``$...$`` math).
+"""``vitconv.report.md``: the run for people reading it on the web (GitHub renders ``$...$`` math).
 
 The theorem texts are the appendix's LaTeX; :func:`to_markdown` turns their few text-mode
 commands into Markdown and leaves the mathematics alone.
@@ -13,6 +13,7 @@ from pathlib import Path
 from vitconv.numeric.files import atomic_write_text
 from vitconv.proofs.checker import RunRecord, TheoremResult
 from vitconv.proofs.registry import Registry
+from vitconv.proofs.tables import HeadCounts, RhoTable
 from vitconv.report.latex import render_text, summary_text
 
 _TEXT_COMMANDS = ((r"\\emph\{([^}]*)\}", r"*\1*"), (r"\\textbf\{([^}]*)\}", r"**\1**"),
@@ -107,25 +108,26 @@ def render(record: RunRecord, registry: Registry, figures: Mapping[str, Path]) -
 
 
 def _tables(record: RunRecord) -> list[str]:
-    data = {r.obligation.id: r.evidence.data for r in record.obligations if r.evidence}
     lines: list[str] = []
-    rho = data.get("lower_bound.rho_table", {}).get("table")
-    if rho:
+    table = record.table(RhoTable)
+    if table is not None and table.rows:
+        rho = table.rows
         lines += ["## The rho table", "",
                   "Exact generic rank (certified), stride and dilation 1, 'same' padding.", "",
                   "| P | K | C_in | C_out | construction | rho "
                   "| min(#offsets, (2P-1)^2 C_in C_out) |",
                   "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['P']} | {r['K']} | {r['C_in']} | {r['C_out']} | "
-                  f"{r['construction_heads']} | {r['rho']} | {r['formula']} |" for r in rho]
+        lines += [f"| {r.P} | {r.K} | {r.C_in} | {r.C_out} | "
+                  f"{r.construction_heads} | {r.rho} | {r.formula} |" for r in rho]
         lines.append("")
-    heads = data.get("pixel_vs_patch.head_counts", {}).get("heads")
-    if heads:
+    counts = record.table(HeadCounts)
+    if counts is not None and counts.rows:
+        heads = counts.rows
         lines += ["## Heads: pixel vs patch tokens", "",
                   "| K | pixels: construction | pixels: rho | P=2: construction | P=2: rho | "
                   "P=4: construction | P=4: rho |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['K']} | {r['plan_1']} | {r['rho_1']} | {r['plan_2']} | {r['rho_2']} | "
-                  f"{r['plan_4']} | {r['rho_4']} |" for r in heads]
+        lines += [f"| {r.K} | {r.plan_1} | {r.rho_1} | {r.plan_2} | {r.rho_2} | "
+                  f"{r.plan_4} | {r.rho_4} |" for r in heads]
         lines.append("")
     return lines
 

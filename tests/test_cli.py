@@ -12,7 +12,7 @@ def test_verify_writes_json_and_exits_zero(tmp_path):
     status = cli.main(["verify", "--quick", "--only", "offset_lemma", "--out", str(tmp_path)])
     assert status == 0
     doc = json.loads((tmp_path / "verify" / "report.json").read_text())
-    assert doc["schema"] == "vitconv.verify/2" and doc["passed"] is True
+    assert doc["schema"] == "vitconv.verify/3" and doc["passed"] is True
     assert {o["id"] for o in doc["obligations"]} == {
         "offset_lemma.certificates", "offset_lemma.smt", "offset_lemma.brute_force"}
     assert doc["mode"] == "quick" and doc["versions"]["torch"]

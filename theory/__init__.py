@@ -1,7 +1,7 @@
 """Exact side (sympy and plain integers, never torch): geometry, construction, bounds.
 
-``theory.geometry`` is the single source of truth for patch offsets and head plans;
-``theory.construction`` holds the block matrices ``M_delta`` as exact objects.
+``vitconv.theory.geometry`` is the single source of truth for patch offsets and head plans;
+``vitconv.theory.construction`` holds the block matrices ``M_delta`` as exact objects.
 """
 
 from vitconv.theory.geometry import AxisGeometry, ConvGeometry, offset_interval

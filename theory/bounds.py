@@ -208,7 +208,7 @@ def table_geometry(kernel_size: int, patch_size: int, in_channels: int = 1,
 
 
 def full_block_rows(geom: ConvGeometry, weights: Weights) -> list[list]:
-    """Rows ``vec(M_delta)`` with every entry, built by ``theory.construction.
+    """Rows ``vec(M_delta)`` with every entry, built by ``vitconv.theory.construction.
     symbolic_blocks`` (a code path independent of :func:`span_rows`'s merged columns)."""
     from vitconv.theory.construction import symbolic_blocks
 
@@ -238,7 +238,7 @@ def rho_row(kernel_size: int, patch_size: int, in_channels: int = 1, out_channel
 def nine_certificate_weights(geom: ConvGeometry) -> dict:
     """The kernel of the ``rho = 9`` certificate (docs/theory.md §3.3): channel pair
     ``(0, 0)`` only, ``w[s, t] = f(p_s) f(p_t)`` with ``f(p) = 1 + 2[p = 0]`` at tap
-    position ``p`` (``theory.smt.nine_certificate_entry``), zero elsewhere."""
+    position ``p`` (``vitconv.theory.smt.nine_certificate_entry``), zero elsewhere."""
     def f(axis: AxisGeometry, s: int) -> int:
         return 3 if axis.taps[s] == 0 else 1
 
@@ -252,7 +252,7 @@ def nine_certificate_minor(geom: ConvGeometry) -> tuple[int, int]:
     """The certificate's 9 x 9 minor computed from the code's own blocks
     (:func:`span_rows` at :func:`nine_certificate_weights`), at the columns
     ``e_h, e_w in {-(P-1), 0, P-1}`` of channel pair ``(0, 0)``, and the value the proof
-    predicts, ``det3(rows)^3 * det3(cols)^3`` up to sign (``theory.smt``). Returns
+    predicts, ``det3(rows)^3 * det3(cols)^3`` up to sign (``vitconv.theory.smt``). Returns
     ``(minor, predicted)``; they agree in absolute value when the blocks are as proved."""
     from sympy import Matrix
 

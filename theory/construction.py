@@ -2,7 +2,7 @@
 
 A convolution acts on patch tokens (row vectors) as ``y_q = sum_delta x_{q+delta} M_delta
 + beta``. :func:`block_taps` says which kernel tap sits where in each ``M_delta``; it is
-the one description that the numeric code (``numeric.blocks``) instantiates with real
+the one description that the numeric code (``vitconv.numeric.blocks``) instantiates with real
 weights and that :func:`symbolic_blocks` instantiates with sympy symbols.
 
 :func:`prove_identity` proves the identity as an exact polynomial identity (symbolic
@@ -50,7 +50,7 @@ def structural_widths(geom: ConvGeometry) -> tuple[int, ...]:
     """Value width per head of the plan for a generic kernel (docs/theory.md §3.2):
     ``min(#nonzero rows, #nonzero columns)`` of ``M_delta``, i.e. the input pixels some tap
     reads times ``C_in`` against the output pixels times ``C_out``. A specific kernel (zero
-    taps or channels) never needs more; it is what ``numeric.blocks.factorize`` uses."""
+    taps or channels) never needs more; it is what ``vitconv.numeric.blocks.factorize`` uses."""
     widths = []
     for taps in block_taps(geom).values():
         reads = len({bt.in_pixel for bt in taps})

@@ -26,7 +26,7 @@ def token_index(row: int, col: int, channel: int, patch_cols: int, channels: int
     """Position of pixel ``(row, col)``, channel ``channel`` inside a flattened token.
 
     The one flattening order of the project (docs/theory.md §2): ``(u, v, c)`` with the channel
-    fastest, as in the usual ViT patch embedding. ``numeric.patches`` realises it.
+    fastest, as in the usual ViT patch embedding. ``vitconv.numeric.patches`` realises it.
     """
     return (row * patch_cols + col) * channels + channel
 
@@ -60,7 +60,7 @@ def offset_interval(a: int, b: int, patch_size: int, stride: int = 1) -> tuple[i
     Returns ``(lo, hi)`` with ``lo = floor(-a/P)`` and ``hi = floor((P - stride + b)/P)``.
     For a contiguous span (dilation 1) the offsets needed are exactly ``lo..hi``; for a
     dilated kernel they are a subset. With stride 1 the count ``hi - lo + 1`` equals
-    ``ceil(a/P) + ceil(b/P) + 1``. Proved for all ``P`` in ``theory.smt``.
+    ``ceil(a/P) + ceil(b/P) + 1``. Proved for all ``P`` in ``vitconv.theory.smt``.
     """
     _require_int("patch_size", patch_size, 1)
     _require_int("stride", stride, 1)

@@ -138,7 +138,7 @@ def decompose(span: Matrix, full: Matrix, cert: PositivityCertificate) -> Decomp
 
     Args:
         span: the rows ``vec(M_delta)`` of the offsets with ``M_delta != 0`` with equal
-            columns merged (``theory.bounds.span_rows``): the same column space as ``full``.
+            columns merged (``vitconv.theory.bounds.span_rows``): the same column space as ``full``.
         full: the same rows with every entry of ``vec(M_delta)``.
         cert: the positivity certificate of ``span`` (:func:`verify` must accept it).
     Returns:

@@ -8,8 +8,8 @@ With stride 1 their number is ``ceil(a/P) + ceil(b/P) + 1``: 3 per axis (9 heads
 when ``a, b <= P``.
 
 Three independent checks: :func:`range_proof`, :func:`surjectivity_proofs` and
-:func:`count_proof` are step-by-step certificate proofs (``theory.certificates``);
-``theory.smt`` proves the same for all integers with z3 (also for ``a + b >= 0``);
+:func:`count_proof` are step-by-step certificate proofs (``vitconv.theory.certificates``);
+``vitconv.theory.smt`` proves the same for all integers with z3 (also for ``a + b >= 0``);
 :func:`brute_force` enumerates small cases, dilated kernels included.
 """
 
@@ -34,7 +34,7 @@ x = u * stride + t  # the input position read, relative to the first pixel of th
 
 # The statement as sympy objects. These very objects are printed into the appendix AND
 # consumed by every check: the certificate proofs derive their floor/ceiling facts from
-# them (:func:`definition_facts`), ``theory.smt`` translates them for z3, and
+# them (:func:`definition_facts`), ``vitconv.theory.smt`` translates them for z3, and
 # :func:`brute_force` evaluates them (:func:`evaluate`).
 P_sym = sp.Symbol("P", integer=True, positive=True)
 LOWER = sp.floor(-a / P_sym)

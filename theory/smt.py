@@ -107,7 +107,7 @@ class Translation:
 
 def prove_offset_lemma(timeout_ms: int = 20_000) -> tuple[SmtResult, ...]:
     """Prove range, surjectivity, the stride-1 count and the dilation claim of the offset
-    lemma for all integers, on the printed formulas of ``theory.offset_lemma``.
+    lemma for all integers, on the printed formulas of ``vitconv.theory.offset_lemma``.
 
     ``LOWER``, ``UPPER`` and ``COUNT_STRIDE_ONE`` are translated as they are (no
     expression is retyped here), so a wrong printed formula fails its proof. Returns one

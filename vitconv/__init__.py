@@ -5,8 +5,8 @@ proves it (docs/theory.md).
     attn = as_attention(torch.nn.Conv2d(16, 32, 5, padding=2), patch_size=4)  # 9 heads
 
 Subpackages, imported downward only: ``vitconv.theory`` (exact objects: geometry, blocks,
-bounds, z3 proofs), ``vitconv.numeric`` (the PyTorch library; ``numeric.evidence`` and
-``numeric.train`` hold what the checker and the experiment use), ``vitconv.proofs`` (the
+bounds, z3 proofs), ``vitconv.numeric`` (the PyTorch library; ``vitconv.numeric.evidence`` and
+``vitconv.numeric.train`` hold what the checker and the experiment use), ``vitconv.proofs`` (the
 theorems and their checker), ``vitconv.report`` (the ``vitconv`` command, reports).
 """
 

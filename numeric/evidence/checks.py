@@ -4,7 +4,7 @@
 converts it with :func:`~numeric.conv_attention.as_attention`, and compares three outputs
 pairwise: the attention layer, ``F.conv2d`` (through ``nn.Conv2d``) and the NumPy float64
 reference, each against the sum of the two sides' rounding-error bounds
-(``numeric.tolerances``).
+(``vitconv.numeric.tolerances``).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def exact_construction_mismatch(conv: nn.Conv2d, attn: ConvAttention) -> str | N
     differs.
 
     Reads the layer's own parameters and compares them with the blocks that
-    ``theory.construction.symbolic_blocks`` builds from the kernel's exact values: per head
+    ``vitconv.theory.construction.symbolic_blocks`` builds from the kernel's exact values: per head
     ``h`` of offset ``delta_h``, ``W_V^h W_O^h == M_{delta_h}`` and a mask that keeps
     exactly ``delta_h`` with bias 0 there; ``W_Q``, ``W_K`` and their biases zero; ``b_V``
     zero and ``b_O == beta``; and the plan equal to the offsets the kernel reaches.

@@ -36,7 +36,8 @@ def span_matrix(conv: nn.Conv2d, patch_size: int) -> tuple[tuple, torch.Tensor]:
 
 
 def floor_curve(conv: nn.Conv2d, patch_size: int) -> list[float]:
-    """``floor(H)`` (``theory.bounds.approximation_floor``) for ``H = 0, 1, ..., #offsets``."""
+    """``floor(H)`` (``vitconv.theory.bounds.approximation_floor``) for
+    ``H = 0, 1, ..., #offsets``."""
     _, Mat = span_matrix(conv, patch_size)
     sigma = torch.linalg.svdvals(Mat).tolist()
     return [approximation_floor(sigma, H) for H in range(Mat.shape[0] + 1)]

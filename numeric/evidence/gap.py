@@ -1,6 +1,6 @@
 """The finite softmax gap (docs/theory.md §3.4) measured against its bound.
 
-Per head (``theory.softmax_gap``): a head whose target key leads every other of ``n`` keys
+Per head (``vitconv.theory.softmax_gap``): a head whose target key leads every other of ``n`` keys
 by ``alpha`` is off by at most ``(1 - w) max_k |v_k - v_t|`` with
 ``1 - w = (n-1)/(e^alpha + n - 1)``; equality when every other value is ``v_t + D``.
 Per convolution (``as_attention(conv, P, alpha=...)``): the errors of the heads add up.

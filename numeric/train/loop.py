@@ -3,7 +3,7 @@
 Every arm of a seed sees the same batches and the same augmentation (one generator seeded
 by the run's seed), the same optimiser (AdamW, warm-up then cosine decay) and the same step
 budget; the two-phase arm spends ``phase1_fraction`` of it in phase 1, converts with
-``numeric.train.models.convert`` (softmax gap ``alpha``) and continues with a fresh
+``vitconv.numeric.train.models.convert`` (softmax gap ``alpha``) and continues with a fresh
 optimiser on the same schedule. A checkpoint is written atomically every
 ``checkpoint_every`` steps; a run restarted with the same settings resumes from it and ends
 with the same weights as an uninterrupted run. A non-finite loss stops the run with

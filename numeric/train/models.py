@@ -139,7 +139,7 @@ def mixer_geometry(cfg: NetConfig) -> ConvGeometry:
 
 def value_widths(cfg: NetConfig) -> tuple[int, ...]:
     """Phase-2 value width of each head: the exact factor width of its block ``M_delta``
-    for a generic kernel (``theory.construction.structural_widths``), the most any kernel
+    for a generic kernel (``vitconv.theory.construction.structural_widths``), the most any kernel
     of the shape needs. A pure function of the shapes: it builds no module and consumes no
     random number, so a network's weights never depend on what ran before in the process."""
     return structural_widths(mixer_geometry(cfg))

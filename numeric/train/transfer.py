@@ -5,7 +5,7 @@ compute the same function exactly when every converted mixer equals its convolut
 construction theorem). :func:`transfer_check` checks both levels on real activations:
 
 * per mixer: on the very inputs the phase-1 network feeds it, attention and convolution
-  agree within the construction's rounding bound (``numeric.tolerances``);
+  agree within the construction's rounding bound (``vitconv.numeric.tolerances``);
 * end to end: the logits differ by at most the first-order propagation of those per-mixer
   bounds through the rest of the network, ``sum_b |d logits / d mixer_b| * bound_b``, plus
   the same propagation of a relative ``gamma_n`` perturbation of each mixer's output, which

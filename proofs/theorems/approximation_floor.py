@@ -12,6 +12,7 @@ from vitconv.numeric.evidence.floor import (
     train_imitator,
 )
 from vitconv.numeric.rank import kernel_rank
+from vitconv.proofs import tables
 from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from vitconv.theory.bounds import APPROXIMATION_FLOOR
 
@@ -84,9 +85,9 @@ def _training(ctx: CheckContext) -> Evidence:
                f"allowed {MARGIN}, for one head {ONE_HEAD_MARGIN} over the one-head optimum); "
                f"H = 1: floor {floors[1]:.3f}, best single content-free head {one_head:.3f} "
                f"(sign constraint), trained {results[0].small_signal_error:.3f}",
-        data={"floors": floors, "one_head_optimum": one_head, "trained": [
-            {"heads": r.heads, "small_signal_error": r.small_signal_error, "floor": r.floor,
-             "final_loss": r.final_loss} for r in results]})
+        tables=(tables.FloorCurve(tuple(floors), one_head, tuple(
+            tables.TrainedHeads(r.heads, r.small_signal_error, r.floor, r.final_loss)
+            for r in results)),))
 
 
 THEOREM = Theorem(

@@ -32,7 +32,7 @@ def _index_arithmetic(ctx: CheckContext) -> Evidence:
 
 
 def _placements(ctx: CheckContext) -> Evidence:
-    """The code's placements (``theory.geometry``) against the arithmetic z3 proves, for
+    """The code's placements (``vitconv.theory.geometry``) against the arithmetic z3 proves, for
     every small axis: each (output pixel, tap) reads offset ``floor(x/P)`` at position
     ``x - P floor(x/P)`` with ``x = u*stride + tap``, exactly once."""
     top = 8 if ctx.quick else 16

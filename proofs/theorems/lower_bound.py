@@ -10,6 +10,7 @@ from torch import nn
 
 from vitconv.numeric.evidence.jacobian import check_rank, random_mhsa
 from vitconv.numeric.rank import kernel_rank
+from vitconv.proofs import tables
 from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from vitconv.proofs.theorems.jacobian_lemma import MHSA_SIZES
 from vitconv.theory.bounds import RhoRow, rho_row
@@ -27,10 +28,11 @@ def rho_table(quick: bool, seed: int = 0) -> tuple[RhoRow, ...]:
                  for ch in channels)
 
 
-def table_data(rows: tuple[RhoRow, ...]) -> list[dict]:
-    return [{"P": r.patch_size, "K": r.kernel_size, "C_in": r.in_channels,
-             "C_out": r.out_channels, "construction_heads": r.construction_heads,
-             "rho": r.rho, "upper": r.upper, "formula": r.issue_formula} for r in rows]
+def table_data(rows: tuple[RhoRow, ...]) -> tables.RhoTable:
+    """The report's view of the rho table (``vitconv.proofs.tables``)."""
+    return tables.RhoTable(tuple(
+        tables.RhoRow(r.patch_size, r.kernel_size, r.in_channels, r.out_channels,
+                      r.construction_heads, r.rho, r.upper, r.issue_formula) for r in rows))
 
 
 def rank_checker_control() -> str | None:
@@ -65,7 +67,7 @@ def _table(ctx: CheckContext) -> Evidence:
         counterexample=str(bad[0]) if bad else None,
         detail="each rank: nonzero minor (rank >= rho) and every other row an explicit "
                "rational combination (rank <= rho); rho equals the structural upper bound",
-        data={"table": table_data(rows)})
+        tables=(table_data(rows),))
 
 
 def _jacobian_rank(ctx: CheckContext) -> Evidence:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from vitconv.proofs import tables
 from vitconv.proofs.evidence import smt_evidence
 from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from vitconv.proofs.theorems.lower_bound import rho_table
@@ -111,7 +112,9 @@ def _head_counts(ctx: CheckContext) -> Evidence:
                     counterexample=bad[0] if bad else None,
                     detail="pixel tokens: rho = K^2 = construction; patches: rho = 9 for "
                            "3 <= K <= 2P + 1",
-                    data={"heads": list(rows), "channels": CHANNELS})
+                    tables=(tables.HeadCounts(tuple(tables.HeadCountRow(
+                        r["K"], r["plan_1"], r["rho_1"], r["plan_2"], r["rho_2"],
+                        r["plan_4"], r["rho_4"]) for r in rows), CHANNELS),))
 
 
 THEOREM = Theorem(

@@ -11,6 +11,7 @@ from vitconv.numeric.evidence.gap import (
     conv_gap,
     head_gap,
 )
+from vitconv.proofs import tables
 from vitconv.proofs.theorem import CheckContext, Evidence, Obligation, Theorem
 from vitconv.theory import softmax_gap as gap
 
@@ -66,10 +67,10 @@ def _conv(ctx: CheckContext) -> Evidence:
         examples=2 * len(ALPHAS), worst=worst, bound=1.0,
         detail=f"the adversarial image reaches >= {tight:.4f} of the summed head bound at "
                f"each of the {len(dominated)} gaps where the gap dominates rounding",
-        data={"alphas": list(ALPHAS), "max_error": [c.max_error for c in curve],
-              "max_bound": [c.max_bound for c in curve],
-              "bound_ratio": [c.ratio for c in curve],
-              "adversarial_ratio": [c.ratio for c in adversarial]})
+        tables=(tables.GapCurve(tuple(ALPHAS), tuple(c.max_error for c in curve),
+                                tuple(c.max_bound for c in curve),
+                                tuple(c.ratio for c in curve),
+                                tuple(c.ratio for c in adversarial)),))
 
 
 THEOREM = Theorem(

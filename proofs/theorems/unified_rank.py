@@ -45,7 +45,7 @@ def _beyond(quick: bool, seed: int) -> tuple[RhoRow, ...]:
 def _full_rank(row: RhoRow, seed: int) -> tuple[int, bool]:
     """The exact rank of the rows ``vec(M_delta)`` with every entry (no merged columns),
     at the same random integer kernel as ``row``; and whether those rows equal the blocks
-    the numeric construction builds (``numeric.blocks.block_matrices``) from that kernel."""
+    the numeric construction builds (``vitconv.numeric.blocks.block_matrices``) from that kernel."""
     geom = row_geometry(row)
     weights = random_weights(geom, seed)
     rows = full_block_rows(geom, weights)
