@@ -30,6 +30,7 @@ One module, two ways to compute the same function (``execution``):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -49,6 +50,11 @@ def tracing() -> bool:
     comes from :attr:`RelativeMultiheadAttention.known_targets`, and checks become in-graph
     assertions (``torch._assert_async``)."""
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def _refresh_after_load(module: RelativeMultiheadAttention, _incompatible: object) -> None:
+    """A loaded state dict brings its own mask: derive the traced path's offsets from it."""
+    module.refresh_targets()
 
 
 def _same(kept: torch.Tensor | None, current: torch.Tensor) -> bool:
@@ -133,6 +139,7 @@ class RelativeMultiheadAttention(nn.Module):
         # The one offset per head as last established in Python (select_offsets, or an eager
         # forward); what a traced graph uses, since it cannot read the mask.
         self.known_targets: tuple[tuple[int, int], ...] | None = None
+        self.register_load_state_dict_post_hook(_refresh_after_load)
         # Heads grouped by value width: one fused attention call per group.
         widths = sorted(set(self.value_dims))
         self._buckets = tuple(tuple(h for h, d in enumerate(self.value_dims) if d == w)
@@ -246,13 +253,9 @@ class RelativeMultiheadAttention(nn.Module):
         Then ``A^h`` is exactly one-hot for any finite scores, and ``"sparse"`` applies.
 
         Under tracing (:func:`tracing`) the mask cannot be read: the answer is
-        :attr:`known_targets`, and the graph asserts that the mask still keeps exactly
-        those offsets."""
+        :attr:`known_targets`, and the sparse path asserts in the graph that the mask still
+        keeps exactly those offsets."""
         if tracing():
-            if self.known_targets is not None:
-                torch._assert_async((self.rel_mask == self._one_hot(self.known_targets)).all(),
-                                    "the mask no longer keeps the one offset per head this "
-                                    "graph was traced with")
             return self.known_targets
         if not _same(self._targets[0], self.rel_mask):
             mask = self.rel_mask.flatten(1)
@@ -267,6 +270,13 @@ class RelativeMultiheadAttention(nn.Module):
             self._targets = (self.rel_mask.clone(), targets)
             self.known_targets = targets
         return self._targets[1]
+
+    def refresh_targets(self) -> tuple[tuple[int, int], ...] | None:
+        """Recompute :attr:`known_targets` from the mask (eager only). Loading a state dict
+        does it; call it after editing ``rel_mask`` by hand and before compiling or
+        exporting, so that the traced graph reads the offsets the mask keeps."""
+        self._targets = (None, None)
+        return self.hard_targets()
 
     def _one_hot(self, targets: Sequence[tuple[int, int]]) -> torch.Tensor:
         """The mask that keeps exactly ``targets[h]`` for head ``h``."""
@@ -295,15 +305,16 @@ class RelativeMultiheadAttention(nn.Module):
         """``"dense"`` or ``"sparse"``: what the next forward will run (see the module doc)."""
         if self.execution == "dense":
             return "dense"
-        targets = self.hard_targets()
-        if self.execution == "sparse":
-            if targets is None:
-                raise ValueError("execution='sparse' needs every head's mask to keep exactly "
-                                 "one offset inside the bias table (hard heads); this layer "
-                                 "has heads attending to several keys: use 'dense' or 'auto'")
-            return "sparse"
         training = self.training and torch.is_grad_enabled()
-        return "sparse" if targets is not None and not training else "dense"
+        if self.execution == "auto" and training:
+            return "dense"
+        targets = self.hard_targets()
+        if self.execution == "sparse" and targets is None:
+            raise ValueError("execution='sparse' needs every head's mask to keep exactly "
+                             "one offset inside the bias table (hard heads); this layer "
+                             "has heads attending to several keys: use 'dense' or 'auto' "
+                             "(after editing rel_mask by hand, call refresh_targets())")
+        return "sparse" if targets is not None else "dense"
 
     def forward(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
         """Attend from the queries in ``window`` to every token of ``x``.
@@ -328,6 +339,15 @@ class RelativeMultiheadAttention(nn.Module):
         """``sum_k A^h_qk v^h_k`` with one-hot ``A^h``: the value of key ``q + delta_h``."""
         B, Gh, Gw, d_in = x.shape
         top, left, hq, wq = window
+        if tracing():  # the graph reads known_targets: refuse a mask that keeps others
+            if torch.jit.is_tracing():
+                warnings.warn("torch.jit.trace keeps no assertion: the traced layer reads the "
+                              "offsets known now even if its mask changes later, and lets "
+                              "NaN input through; torch.export keeps both checks",
+                              torch.jit.TracerWarning, stacklevel=2)
+            torch._assert_async((self.rel_mask == self._one_hot(self.known_targets)).all(),
+                                "the mask does not keep the one offset per head this graph "
+                                "reads (call refresh_targets() after editing rel_mask)")
         values = self.value(x.reshape(B, Gh * Gw, d_in)).view(B, Gh, Gw, sum(self.value_dims))
         parts, start = [], 0
         for h, ((da, db), width) in enumerate(zip(self.hard_targets(), self.value_dims,
@@ -399,7 +419,8 @@ class RelativeMultiheadAttention(nn.Module):
                 self.rel_bias[h] = -alpha
                 self.rel_bias[target] = 0.0
                 self.rel_mask[h] = True
-        self.known_targets = tuple(tuple(d) for d in offsets) if alpha is None else None
+        self.known_targets = (tuple((int(da), int(db)) for da, db in offsets)
+                              if alpha is None else None)
 
     @torch.no_grad()
     def set_distributions(self, offsets: Sequence[tuple[int, int]],

@@ -90,6 +90,6 @@ def run_document(record: RunRecord) -> dict[str, Any]:
 
 
 def write_json(record: RunRecord, out_dir: Path) -> Path:
-    """Write ``vitconv.report.json`` atomically into ``out_dir``."""
+    """Write ``report.json`` atomically into ``out_dir``."""
     return atomic_write_text(out_dir / "report.json",
                              json.dumps(run_document(record), indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""``vitconv.report.md``: the run for people reading it on the web (GitHub renders ``$...$`` math).
+"""``report.md``: the run for people reading it on the web (GitHub renders ``$...$`` math).
 
 The theorem texts are the appendix's LaTeX; :func:`to_markdown` turns their few text-mode
 commands into Markdown and leaves the mathematics alone.

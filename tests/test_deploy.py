@@ -82,7 +82,7 @@ def test_a_compiled_layer_refuses_a_mask_it_was_not_traced_with():
         (lo_h, _), (lo_w, _) = att.offset_range
         att.rel_mask[0, first[0] - lo_h, first[1] - lo_w] = False
         att.rel_mask[0, other[0] - lo_h, other[1] - lo_w] = True
-        with pytest.raises(RuntimeError, match="no longer keeps the one offset"):
+        with pytest.raises(RuntimeError, match="does not keep the one offset per head"):
             compiled(x)
 
 
@@ -98,3 +98,41 @@ def test_compiled_training_of_a_finite_gap_layer():
     compiled = torch.compile(attn, fullgraph=True, backend=BACKEND)
     compiled(x).square().sum().backward()
     torch.testing.assert_close(attn.attention.rel_bias.grad, expected)
+
+
+def test_a_loaded_state_dict_sets_the_offsets_a_graph_reads():
+    """Loading another layer's mask refreshes known_targets (a review finding: a compiled
+    or exported skeleton refused the weights it had loaded)."""
+    _, soft, x = _layer(alpha=8.0)
+    _, hard, _ = _layer()
+    hard.load_state_dict(soft.state_dict())
+    assert hard.attention.known_targets is None  # every head now attends everywhere
+    with torch.no_grad():
+        expected = soft(x)
+        compiled = torch.compile(hard, fullgraph=True, backend=BACKEND)(x)
+        exported = torch.export.export(hard, (x,)).module()(x)
+    torch.testing.assert_close(compiled, expected, rtol=0, atol=0)
+    torch.testing.assert_close(exported, expected, rtol=0, atol=0)
+
+
+def test_training_graphs_read_the_mask_at_run_time():
+    """The dense path asserts nothing about one-key offsets: a hard layer whose mask was
+    opened for training compiles and trains (a review finding)."""
+    _, attn, x = _layer()
+    attn.train()
+    with torch.no_grad():
+        attn.attention.rel_mask.fill_(True)
+    compiled = torch.compile(attn, fullgraph=True, backend=BACKEND)
+    compiled(x).sum().backward()
+    assert attn.attention.rel_bias.grad is not None
+
+
+def test_offsets_given_as_arrays_compile():
+    import numpy as np
+
+    _, attn, x = _layer()
+    att = attn.attention
+    att.select_offsets(np.array(att.known_targets))  # numpy ints become Python ints
+    assert all(isinstance(v, int) for d in att.known_targets for v in d)
+    with torch.no_grad():
+        torch.compile(attn, fullgraph=True, backend=BACKEND)(x)
