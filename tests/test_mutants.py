@@ -26,3 +26,20 @@ def test_a_stale_snippet_is_an_error(tmp_path):
     Path(tmp_path / "theory" / "x.py").write_text("a = 1\n")
     with pytest.raises(ValueError, match="occurs 0 times"):
         apply(Mutant("stale", "theory/x.py", "b = 2", "b = 3", "gone"), tmp_path)
+
+
+def test_the_gate_notices_when_its_copy_would_not_run(tmp_path):
+    """Without the checkout marker the installed tree answers imports instead of the copy,
+    and every mutant would survive; the gate must say so (it happened once)."""
+    import os
+    import shutil
+
+    from tests.mutants.gate import PACKAGES, ROOT, _imported_from_elsewhere
+
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    assert _imported_from_elsewhere(tmp_path, env) is not None  # no pyproject.toml: stray
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    assert _imported_from_elsewhere(tmp_path, env) is None

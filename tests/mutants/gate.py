@@ -67,6 +67,19 @@ def apply(mutant: Mutant, root: Path) -> None:
     path.write_text(text.replace(mutant.old, mutant.new))
 
 
+def _imported_from_elsewhere(root: Path, env: dict[str, str]) -> str | None:
+    """Which subpackage would be imported from outside the copy at ``root`` (the editable
+    install of the checkout, for instance), if any: then every mutant would "survive"."""
+    code = ("import importlib.util as u; print('\\n'.join(u.find_spec(f'vitconv.{n}').origin "
+            f"for n in {PACKAGES[1:]!r}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode:
+        return done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
+    outside = [o for o in done.stdout.split() if not Path(o).resolve().is_relative_to(root)]
+    return ", ".join(outside) or None
+
+
 def run(mutant: Mutant | None) -> Outcome:
     """Copy the packages, apply ``mutant`` (if any), run ``verify --quick`` there."""
     name = mutant.name if mutant else "(baseline)"
@@ -76,10 +89,15 @@ def run(mutant: Mutant | None) -> Outcome:
         for package in PACKAGES:
             shutil.copytree(ROOT / package, root / package,
                             ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "pyproject.toml", root)  # marks the copy as a vitconv checkout
         if mutant:
             apply(mutant, root)
         env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1",
                "PYTHONDONTWRITEBYTECODE": "1"}
+        stray = _imported_from_elsewhere(root, env)
+        if stray:  # the installed tree would run instead of the mutated copy
+            return Outcome(name, -1, (), time.perf_counter() - start,
+                           f"the copy is not what runs: {stray}")
         cmd = [sys.executable, "-m", "vitconv.report.cli", "verify", "--quick", "--pdf", "no",
                "--out", str(root / "out")]
         try:
