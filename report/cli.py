@@ -328,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quick", action="store_true",
                        help="tiny sizes, 1 seed, 100 steps: a smoke test (about 2 minutes)")
         p.add_argument("--data", type=Path, default=None,
-                       help="CIFAR-10/100 python-pickle folder or .npz file (default: the "
-                            "built-in 5,000-image MNIST subset)")
+                       help="fashion-mnist (the Debian package dataset-fashion-mnist), a "
+                            "folder of IDX files, a CIFAR-10/100 python-pickle folder or a "
+                            ".npz file (default: the built-in 5,000-image MNIST subset)")
         p.add_argument("--seeds", type=positive_int, default=None,
                        help="seeds per size (default 3)")
         p.add_argument("--sizes", type=positive_int, nargs="+", default=None,

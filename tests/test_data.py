@@ -182,3 +182,87 @@ def test_split_digest_is_content_not_name(mnist):
     renamed = dataclasses.replace(mnist, name="another-name")
     changed = dataclasses.replace(mnist, test_labels=mnist.test_labels[::-1].copy())
     assert renamed.digest == mnist.digest != changed.digest
+
+
+# --- IDX files (MNIST layout; Fashion-MNIST from Debian) ------------------------------------
+
+def _idx(array, type_code=0x08, dims=None):
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    dims = array.ndim if dims is None else dims
+    header = bytes([0, 0, type_code, dims]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.tobytes()
+
+
+def _write_idx_folder(folder, n_train=20, n_test=10, side=4):
+    import gzip
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    parts = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, side, side)),
+             "train-labels-idx1-ubyte": np.arange(n_train) % 10,
+             "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, side, side)),
+             "t10k-labels-idx1-ubyte": np.arange(n_test) % 10}
+    for stem, array in parts.items():
+        (folder / f"{stem}.gz").write_bytes(gzip.compress(_idx(array)))
+    return parts
+
+
+def test_an_idx_folder_loads_as_a_split(tmp_path):
+    import numpy as np
+
+    from vitconv.numeric.train.data import load_data
+
+    parts = _write_idx_folder(tmp_path)
+    split = load_data(tmp_path)
+    assert split.train_images.shape == (20, 1, 4, 4) and split.classes == 10
+    assert np.array_equal(split.test_images[:, 0], parts["t10k-images-idx3-ubyte"])
+    assert np.array_equal(split.train_labels, parts["train-labels-idx1-ubyte"])
+
+
+@pytest.mark.parametrize("content, rule", [
+    (b"\x01\x00\x08\x01" + (3).to_bytes(4, "big") + b"abc", "two zero bytes"),
+    (b"\x00\x00\x0d\x01" + (3).to_bytes(4, "big") + b"abc", "only unsigned bytes"),
+    (b"\x00\x00\x08\x02" + (3).to_bytes(4, "big") + (1).to_bytes(4, "big") + b"abc",
+     "2 dimensions, expected 1"),
+    (b"\x00\x00\x08\x01" + (4).to_bytes(4, "big") + b"abc", "truncated or padded"),
+    (b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + b"abc", "truncated or padded"),
+    (b"\x00\x00\x08\x01" + (0).to_bytes(4, "big"), "out of range"),
+    (b"\x00\x00\x08\x01\x00", "cut short"),
+])
+def test_malformed_idx_files_are_refused_by_name(tmp_path, content, rule):
+    from vitconv.numeric.train.data import DataError, read_idx
+
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=rule):
+        read_idx(path, 1)
+
+
+def test_images_and_labels_must_agree_in_number(tmp_path):
+    import gzip
+
+    import numpy as np
+
+    from vitconv.numeric.train.data import DataError, load_idx_split
+
+    _write_idx_folder(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(np.zeros(9))))
+    with pytest.raises(DataError, match="10 test images but 9 labels"):
+        load_idx_split(tmp_path)
+
+
+def test_fashion_mnist_from_the_debian_package():
+    from vitconv.numeric.train.data import FASHION_MNIST_DIR, DataError, load_data
+
+    if not FASHION_MNIST_DIR.is_dir():
+        with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+            load_data("fashion-mnist")
+        pytest.skip("dataset-fashion-mnist is not installed")
+    split = load_data("fashion-mnist")
+    assert split.train_images.shape == (60000, 1, 28, 28)
+    assert split.test_images.shape == (10000, 1, 28, 28)
+    assert split.classes == 10

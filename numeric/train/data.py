@@ -8,6 +8,10 @@
   (a pickle that tries to call anything else, e.g. ``os.system``, is refused).
 * :func:`load_npz`: ``x_train``/``y_train``/``x_test``/``y_test`` (or ``images``/``labels``)
   uint8 images ``(N, H, W)`` or ``(N, H, W, C)`` and integer labels, no pickles allowed.
+* :func:`load_idx_split`: the four IDX files of MNIST's layout, each field checked by
+  :func:`read_idx` (magic, type, dimensions, sizes, exact payload length). Fashion-MNIST
+  comes whole from Debian (``apt-get install dataset-fashion-mnist``: 60,000 training and
+  10,000 test images, 28x28, 10 classes, MIT licence) in :data:`FASHION_MNIST_DIR`.
 
 :func:`nested_subsets` gives class-balanced training subsets that are nested per seed (the
 500-image set is part of the 1000-image set).
@@ -258,17 +262,97 @@ def load_npz(path: str | Path) -> Split:
 
 
 def load_data(source: str | Path | None) -> Split:
-    """``None``: the built-in MNIST subset; a folder: CIFAR; a ``.npz`` file: arrays.
+    """``None``: the built-in MNIST subset; ``"fashion-mnist"``: Fashion-MNIST from the
+    Debian package; a folder of IDX files (MNIST layout) or of CIFAR pickles; a ``.npz``.
 
     Raises:
         DataError: for anything else, naming what was expected.
     """
     if source is None:
         return mnist_split()
+    if str(source) == "fashion-mnist":
+        if not FASHION_MNIST_DIR.is_dir():
+            raise DataError(f"Fashion-MNIST is not installed ({FASHION_MNIST_DIR} is missing): "
+                            "apt-get install dataset-fashion-mnist")
+        return load_idx_split(FASHION_MNIST_DIR, "fashion-mnist")
     path = Path(source)
+    if path.is_dir() and any((path / f"{FILES['train_images']}{ext}").is_file()
+                             for ext in (".gz", "")):
+        return load_idx_split(path)
     if path.is_dir():
         return load_cifar(path)
     if path.suffix == ".npz" and path.is_file():
         return load_npz(path)
     raise DataError(f"unknown data format: {path} (expected a CIFAR python-pickle folder or "
                     "a .npz file)")
+
+
+# --- IDX (MNIST, Fashion-MNIST) ------------------------------------------------------------
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian: dataset-fashion-mnist
+UNSIGNED_BYTE = 0x08
+MAX_ITEMS = 10_000_000  # more images than any IDX data set has: a corrupt header
+MAX_SIDE = 4096
+MAX_BYTES = 1 << 30  # Fashion-MNIST's largest file is 47 MB unpacked
+FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+         "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def read_idx(path: Path, dims: int) -> np.ndarray:
+    """The array of an IDX file (gzipped when its name ends in ``.gz``), ``uint8``.
+
+    Raises:
+        DataError: unreadable file, wrong magic or type, not ``dims`` dimensions, sizes out
+            of range, or a payload of the wrong length; the message names the file.
+    """
+    try:
+        with (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")) as f:
+            raw = f.read(MAX_BYTES + 1)  # a cap: a small .gz may inflate without end
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
+    if len(raw) > MAX_BYTES:
+        raise DataError(f"{path}: more than {MAX_BYTES} bytes unpacked; not an IDX data set")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (it must start with two zero bytes)")
+    if raw[2] != UNSIGNED_BYTE:
+        raise DataError(f"{path}: IDX type 0x{raw[2]:02x}; only unsigned bytes (0x08) are "
+                        "images and labels")
+    if raw[3] != dims:
+        raise DataError(f"{path}: {raw[3]} dimensions, expected {dims}")
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise DataError(f"{path}: the header is cut short")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    if not 0 < shape[0] <= MAX_ITEMS or any(not 0 < s <= MAX_SIDE for s in shape[1:]):
+        raise DataError(f"{path}: sizes {shape} out of range")
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: {len(raw) - header} data bytes for shape {shape} "
+                        f"({expected} expected): truncated or padded")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _file(folder: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"{folder}: no {stem}(.gz); an IDX data set folder holds "
+                    f"{', '.join(FILES.values())}")
+
+
+def load_idx_split(folder: Path, name: str | None = None) -> Split:
+    """The four IDX files of ``folder`` as a :class:`Split` (images ``(N, 1, H, W)``).
+
+    Raises:
+        DataError: a missing or malformed file, or images and labels of different counts.
+    """
+    arrays = {key: read_idx(_file(folder, stem), 3 if key.endswith("images") else 1)
+              for key, stem in FILES.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if len(images) != len(labels):
+            raise DataError(f"{folder}: {len(images)} {part} images but {len(labels)} labels")
+    labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]])
+    return Split(name or folder.name, arrays["train_images"][:, None],
+                 arrays["train_labels"].astype(np.int64), arrays["test_images"][:, None],
+                 arrays["test_labels"].astype(np.int64), int(labels.max()) + 1)
