@@ -42,6 +42,7 @@ from vitconv.numeric.grouped_linear import ChannelGroups, GroupedLinear, Grouped
 Window = tuple[int, int, int, int]  # (top, left, height, width) on the token grid
 EXECUTIONS = ("auto", "dense", "sparse")
 TABLE_CACHE = 4  # index tables kept per layer (grid sizes seen last)
+DEFAULT_KEY_DIM = 8  # query/key width per head where scores are trainable
 
 
 def tracing() -> bool:
@@ -88,7 +89,7 @@ class RelativeMultiheadAttention(nn.Module):
         dim_in: int,
         dim_out: int,
         value_dims: Sequence[int],
-        key_dim: int = 8,
+        key_dim: int = DEFAULT_KEY_DIM,
         offset_range: tuple[tuple[int, int], tuple[int, int]] = ((-1, 1), (-1, 1)),
         *,
         channel_groups: ChannelGroups | None = None,
@@ -152,13 +153,12 @@ class RelativeMultiheadAttention(nn.Module):
         kept at inference. Never saved, pickled or copied (see ``__getstate__``)."""
         self._tables: dict = {}                      # (grid, window, device) -> indices
         self._checked: tuple = (None, None)          # ((grid, window), mask it was checked on)
-        self._targets: tuple = (None, None)          # (mask, one offset per head or None)
+        self._targets_mask = None  # the mask known_targets was last derived from
         self._bias_cache: tuple = (None, (None, None), None)  # (grid, window), tables, bias
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
-        state = dict(state)
-        for name in ("_tables", "_checked", "_targets", "_bias_cache"):
+        state = dict(super().__getstate__())
+        for name in ("_tables", "_checked", "_targets_mask", "_bias_cache"):
             state.pop(name, None)
         return state
 
@@ -257,7 +257,7 @@ class RelativeMultiheadAttention(nn.Module):
         keeps exactly those offsets."""
         if tracing():
             return self.known_targets
-        if not _same(self._targets[0], self.rel_mask):
+        if not _same(self._targets_mask, self.rel_mask):
             mask = self.rel_mask.flatten(1)
             targets = None
             if bool((mask.sum(1) == 1).all()):
@@ -267,15 +267,15 @@ class RelativeMultiheadAttention(nn.Module):
                 inside = [(i // cols, i % cols) for i in flat]
                 if all(0 < i < rows - 1 and 0 < j < cols - 1 for i, j in inside):
                     targets = tuple((i + lo_h, j + lo_w) for i, j in inside)
-            self._targets = (self.rel_mask.clone(), targets)
+            self._targets_mask = self.rel_mask.clone()
             self.known_targets = targets
-        return self._targets[1]
+        return self.known_targets
 
     def refresh_targets(self) -> tuple[tuple[int, int], ...] | None:
         """Recompute :attr:`known_targets` from the mask (eager only). Loading a state dict
         does it; call it after editing ``rel_mask`` by hand and before compiling or
         exporting, so that the traced graph reads the offsets the mask keeps."""
-        self._targets = (None, None)
+        self._targets_mask = None
         return self.hard_targets()
 
     def _one_hot(self, targets: Sequence[tuple[int, int]]) -> torch.Tensor:
@@ -286,19 +286,26 @@ class RelativeMultiheadAttention(nn.Module):
             mask[h, da - lo_h, db - lo_w] = True
         return mask
 
+    def _queries_keys(self, x: torch.Tensor, window: Window
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-head queries ``(B, H, Nq, dk)`` of the window, keys ``(B, H, Nk, dk)`` and the
+        flattened key tokens ``(B, Nk, d_in)``."""
+        B, Gh, Gw, d_in = x.shape  # explicit sizes, not -1: an empty batch must work too
+        top, left, hq, wq = window
+        keys = x.reshape(B, Gh * Gw, d_in)
+        queries = x[:, top:top + hq, left:left + wq].reshape(B, hq * wq, d_in)
+        H, dk = self.num_heads, self.key_dim
+        q = self.query(queries).view(B, hq * wq, H, dk).transpose(1, 2)
+        k = self.key(keys).view(B, Gh * Gw, H, dk).transpose(1, 2)
+        return q, k, keys
+
     def attention_weights(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
         """The attention matrices ``A^h``: ``(B, H, Nq, Nk)``, rows summing to 1 (computed
         explicitly, for inspection; forward never forms them on the sparse path)."""
-        B, Gh, Gw, d_in = x.shape  # explicit sizes, not -1: an empty batch must work too
-        window = window or (0, 0, Gh, Gw)
-        top, left, hq, wq = window
-        keys = x.reshape(B, Gh * Gw, d_in)                                     # (B, Nk, d_in)
-        queries = x[:, top:top + hq, left:left + wq].reshape(B, hq * wq, d_in)  # (B, Nq, d_in)
-        H, dk = self.num_heads, self.key_dim
-        q = self.query(queries).view(B, hq * wq, H, dk).transpose(1, 2)        # (B, H, Nq, dk)
-        k = self.key(keys).view(B, Gh * Gw, H, dk).transpose(1, 2)             # (B, H, Nk, dk)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(dk)                       # (B, H, Nq, Nk)
-        scores = scores + self.relative_bias((Gh, Gw), window)
+        window = window or (0, 0, x.shape[1], x.shape[2])
+        q, k, _ = self._queries_keys(x, window)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.key_dim)             # (B, H, Nq, Nk)
+        scores = scores + self.relative_bias((x.shape[1], x.shape[2]), window)
         return scores.softmax(dim=-1)
 
     def path(self) -> str:
@@ -363,13 +370,9 @@ class RelativeMultiheadAttention(nn.Module):
 
     def _dense_mix(self, x: torch.Tensor, window: Window) -> torch.Tensor:
         """``sum_k A^h_qk v^h_k`` for every head, by fused attention per value width."""
-        B, Gh, Gw, d_in = x.shape
-        top, left, hq, wq = window
-        Nk, Nq, H, dk = Gh * Gw, hq * wq, self.num_heads, self.key_dim
-        keys = x.reshape(B, Nk, d_in)
-        queries = x[:, top:top + hq, left:left + wq].reshape(B, Nq, d_in)
-        q = self.query(queries).view(B, Nq, H, dk).transpose(1, 2)             # (B, H, Nq, dk)
-        k = self.key(keys).view(B, Nk, H, dk).transpose(1, 2)                  # (B, H, Nk, dk)
+        B, Gh, Gw, _ = x.shape
+        Nk, Nq, H = Gh * Gw, window[2] * window[3], self.num_heads
+        q, k, keys = self._queries_keys(x, window)                  # (B, H, N, dk), (B, Nk, d)
         values = self.value(keys)                                               # (B, Nk, sum dv)
         bias = self._inference_bias((Gh, Gw), window).to(q.dtype)               # (H, Nq, Nk)
         if len(self._buckets) == 1 and len(self._buckets[0]) == H:  # equal widths

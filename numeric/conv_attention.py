@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitconv.numeric.attention import RelativeMultiheadAttention, tracing
+from vitconv.numeric.attention import DEFAULT_KEY_DIM, RelativeMultiheadAttention, tracing
 from vitconv.numeric.blocks import Factorization, factorize, group_blocks
 from vitconv.numeric.convertible import check_convertible, conv_geometry
 from vitconv.numeric.grouped_linear import ChannelGroups
@@ -90,7 +90,7 @@ class ConvAttention(nn.Module):
         padding_mode: str,
         value_dims: Sequence[int],
         *,
-        key_dim: int = 8,
+        key_dim: int = DEFAULT_KEY_DIM,
         offset_range: tuple[tuple[int, int], tuple[int, int]] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -243,7 +243,7 @@ def as_attention(
     *,
     max_heads: int | None = None,
     alpha: float | None = None,
-    key_dim: int = 8,
+    key_dim: int = DEFAULT_KEY_DIM,
     heads: str = "plan",
     value_dims: int | Sequence[int] | None = None,
     offset_range: tuple[tuple[int, int], tuple[int, int]] | None = None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vitconv.numeric.attention import DEFAULT_KEY_DIM
 from vitconv.numeric.conv_attention import as_attention
 from vitconv.numeric.convertible import check_convertible, conv_geometry
 
@@ -166,7 +167,7 @@ def convert_model(
     """
     converted = copy.deepcopy(model)
     plans = plan_conversion(converted, example_input, patch_size, max_heads=max_heads)
-    width = key_dim if key_dim is not None else (1 if alpha is None else 8)
+    width = key_dim if key_dim is not None else (1 if alpha is None else DEFAULT_KEY_DIM)
     modules = dict(converted.named_modules())
     replacement = {}
     for plan in plans:

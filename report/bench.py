@@ -91,6 +91,17 @@ def alternate(fns: dict[str, Callable[[], object]], reps: int,
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def on_path(layers: list[nn.Module], path: str,
+            fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``fn`` to be called with every layer of ``layers`` on execution ``path`` (the paths
+    alternate inside one timing loop, so each call sets its own)."""
+    def run() -> torch.Tensor:
+        for layer in layers:
+            layer.execution = path
+        return fn()
+    return run
+
+
 class BareAttention(nn.Module):
     """A plain SDPA layer: ``H`` heads of key width ``dk`` and value width ``dv``, dense
     projections, no bias or mask: the yardstick of the dense path."""
@@ -130,14 +141,8 @@ def bench_layer(layer: Layer, reps: int, seed: int, device: torch.device) -> dic
     bare = BareAttention(tokens.shape[-1], attn.geometry.token_dim_out, att.num_heads,
                          att.key_dim, even).to(device).eval()
 
-    def on(path: str, fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-        def run() -> torch.Tensor:
-            att.execution = path
-            return fn()
-        return run
-
-    t = alternate({"conv": lambda: conv(x), "sparse": on("sparse", lambda: attn(x)),
-                   "dense": on("dense", lambda: att(tokens, window)),
+    t = alternate({"conv": lambda: conv(x), "sparse": on_path([att], "sparse", lambda: attn(x)),
+                   "dense": on_path([att], "dense", lambda: att(tokens, window)),
                    "sdpa": lambda: bare(tokens, window)}, reps, device)
     att.execution = "auto"
     return {"layer": layer.name, "patch_size": layer.patch_size, "heads": attn.num_heads,
@@ -241,21 +246,16 @@ def bench_network(name: str, image: int, reps: int, device: torch.device,
     convert_s = time.perf_counter() - start
     layers = [m for m in converted.modules() if isinstance(m, ConvAttention)]
 
-    def with_path(path: str, x: torch.Tensor) -> Callable[[], torch.Tensor]:
-        def run() -> torch.Tensor:
-            for m in layers:
-                m.execution = path
-            return converted(x)
-        return run
-
     x = torch.randn(batch, 3, image, image, device=device)
-    sparse = alternate({"cnn": lambda: model(x), "sparse": with_path("sparse", x)}, reps, device)
+    sparse = alternate({"cnn": lambda: model(x),
+                        "sparse": on_path(layers, "sparse", lambda: converted(x))}, reps, device)
     bias_bytes = largest_bias_bytes(converted)
     dense = {"cnn": math.nan, "dense": math.nan}
     if bias_bytes <= DENSE_BUDGET_BYTES:
-        dense = alternate({"cnn": lambda: model(example), "dense": with_path("dense", example)},
+        dense = alternate({"cnn": lambda: model(example),
+                           "dense": on_path(layers, "dense", lambda: converted(example))},
                           1, device)
-    logits = model(x), with_path("sparse", x)()
+    logits = model(x), on_path(layers, "sparse", lambda: converted(x))()
     row = {"network": name, "image": image, "batch": batch, "layers": len(layers),
            "convert_s": convert_s, "cnn_ms": 1e3 * sparse["cnn"],
            "sparse_ms": 1e3 * sparse["sparse"], "sparse_vs_cnn": sparse["sparse"] / sparse["cnn"],
@@ -297,7 +297,7 @@ def bench_training(reps: int, device: torch.device, seed: int) -> dict:
             opt.step()
         steps[key] = step
     t = alternate(steps, reps, device)
-    paths = {m.attention.path() for b in nets["converted"].blocks for m in [b.mixer.attention]}
+    paths = {b.mixer.attention.attention.path() for b in nets["converted"].blocks}
     return {"batch": train.batch_size, "token_dim": cfg.token_dim, "depth": cfg.depth,
             **{f"{k}_steps_per_s": 1 / v for k, v in t.items()},
             "converted_vs_vit": t["vit"] / t["converted"],

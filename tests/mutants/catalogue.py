@@ -91,8 +91,8 @@ CATALOGUE: tuple[Mutant, ...] = (
            "1, 2, Gh * Gw, dtype=x.dtype, device=x.device)[:, None]  ",
            "a value-side positional factor (positions enter the values)"),
     Mutant("positions_without_bias", "numeric/attention.py",
-           "scores = q @ k.transpose(-1, -2) / math.sqrt(dk)",
-           "scores = q @ k.transpose(-1, -2) / math.sqrt(dk) + torch.linspace("
+           "scores = q @ k.transpose(-1, -2) / math.sqrt(self.key_dim)",
+           "scores = q @ k.transpose(-1, -2) / math.sqrt(self.key_dim) + torch.linspace("
            "0, 1, k.shape[-2], dtype=q.dtype, device=q.device)",
            "scores depend on absolute key positions outside the bias table"),
     # --- ranks and bounds ----------------------------------------------------------------
