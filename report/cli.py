@@ -113,10 +113,12 @@ def _write_reports(record, registry, folder: Path, args: argparse.Namespace,
     from vitconv.report.json_report import write_json
     from vitconv.report.latex import compile_pdf, write_appendix
     from vitconv.report.markdown import write_markdown
+    from vitconv.report.reproduce import default_claim
 
     figures = all_figures(record, folder / "figures")
+    claim, missing = default_claim(args.out)
     paths = [write_json(record, folder), write_markdown(record, registry, figures, folder),
-             write_appendix(record, registry, figures, folder)]
+             write_appendix(record, registry, figures, folder, claim, missing)]
     pdf_ok = True
     if args.pdf != "no":
         result = compile_pdf(paths[-1])
@@ -160,17 +162,29 @@ def cmd_bounds(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _experiment(args: argparse.Namespace):
+def _preset(args: argparse.Namespace, device: str) -> str:
+    """``quick`` with ``--quick``; ``gpu`` on a CUDA device; else ``default`` (2 cores)."""
+    return "quick" if args.quick else "gpu" if device.startswith("cuda") else "default"
+
+
+def _experiment(args: argparse.Namespace, device: str = "cpu"):
+    """The preset of :func:`_preset` with the command line's changes."""
     from dataclasses import replace
 
     from vitconv.numeric.train.experiment import ExperimentConfig
 
-    cfg = ExperimentConfig.quick() if args.quick else ExperimentConfig()
-    changes = {}
+    cfg = ExperimentConfig.preset(_preset(args, device))
+    changes: dict = {}
     if args.seeds is not None:
         changes["seeds"] = args.seeds
     if args.sizes:
         changes["sizes"] = tuple(args.sizes)
+        if args.seeds is None and isinstance(cfg.seeds, tuple):
+            changes["seeds"] = max(cfg.seeds)
+    if getattr(args, "arms", None):
+        changes["arms"], changes["controls"] = tuple(args.arms), ()
+    if getattr(args, "alphas", None) is not None:
+        changes["ablation_alphas"] = tuple(args.alphas)
     train = {k: v for k, v in (("steps", args.steps),
                                 ("checkpoint_every", getattr(args, "checkpoint_every", None)),
                                 ("dtype", getattr(args, "dtype", None))) if v is not None}
@@ -188,24 +202,27 @@ def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
         TimeRemainingColumn,
     )
 
-    from vitconv.numeric.train.data import DataError, load_data
-    from vitconv.numeric.train.experiment import run_experiment
-    from vitconv.report.reproduce import write_results
+    from vitconv.numeric.train.data import DataError, default_source, load_data
+    from vitconv.numeric.train.experiment import ExperimentConfig, run_experiment
+    from vitconv.report.reproduce import folder_name, provenance, write_results
 
     device = _device(args.device)
+    source, note = (args.data, None) if args.data is not None else default_source()
+    if note:
+        console.print(f"[yellow]{note}[/]")
     try:
-        cfg = _experiment(args)
-        split = load_data(args.data)
+        cfg = _experiment(args, device)
+        split = load_data(source)
         runs = cfg.runs(split)
         cfg.net_for(split)
     except (DataError, ValueError) as err:
         console.print(f"[red]vitconv reproduce: {err}[/]")
         return 2
-    # Named by content, not only by file name: a/data.npz and b/data.npz never share runs.
-    name = "reproduce" + ("-quick" if args.quick else "") + (
-        f"-{split.name}-{split.digest[:8]}" if args.data else "") + (
-        "" if device == "cpu" else "-gpu")
-    out_dir = args.out / name
+    preset = _preset(args, device)
+    out_dir = args.out / folder_name(split, cfg, preset, device=device,
+                                     user_data=str(source) not in ("None", "fashion-mnist"))
+    console.print(f"preset: {preset}" + ("" if cfg == ExperimentConfig.preset(preset) else
+                                         ", changed on the command line (a folder of its own)"))
     console.print(f"{len(runs)} runs on {split.name} ({len(split.train_labels)} training, "
                   f"{len(split.test_labels)} test images), {cfg.train.steps} steps each; "
                   f"output: {out_dir} (finished runs are kept and skipped on a rerun)")
@@ -230,7 +247,8 @@ def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[red]vitconv reproduce: {err}[/]")
             return 1
     paths = write_results(results, out_dir, split.name, cfg.train.steps, cfg.train.alpha,
-                          cfg.train.eval_every)
+                          cfg.train.eval_every, pool=len(split.train_labels),
+                          provenance=provenance(cfg, preset))
     console.print(paths["markdown"].read_text(), markup=False, highlight=False)
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -241,7 +259,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
     import torch.distributed as dist
 
-    from vitconv.numeric.train.data import DataError, load_data
+    from vitconv.numeric.train.data import DataError, default_source, load_data
     from vitconv.numeric.train.loop import RunSpec, train_run
 
     distributed, rank = int(os.environ.get("WORLD_SIZE", "1")) > 1, 0
@@ -252,8 +270,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         if device.startswith("cuda"):
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     try:
-        cfg = _experiment(args)
-        split = load_data(args.data)
+        cfg = _experiment(args, device)
+        split = load_data(args.data if args.data is not None else default_source()[0])
         spec = RunSpec(args.arm, args.size, args.seed, args.alpha)
         result, _ = train_run(spec, split, cfg.net_for(split), cfg.train,
                               args.out / "train", device=device)
@@ -326,22 +344,31 @@ def build_parser() -> argparse.ArgumentParser:
     bounds.set_defaults(func=cmd_bounds)
     def experiment_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--quick", action="store_true",
-                       help="tiny sizes, 1 seed, 100 steps: a smoke test (about 2 minutes)")
+                       help="two sizes, 1 seed, 60 steps of small networks: a smoke test of "
+                            "every stage (about 3 minutes)")
         p.add_argument("--data", type=Path, default=None,
                        help="fashion-mnist (the Debian package dataset-fashion-mnist), a "
                             "folder of IDX files, a CIFAR-10/100 python-pickle folder or a "
-                            ".npz file (default: the built-in 5,000-image MNIST subset)")
+                            ".npz file (default: Fashion-MNIST when installed, otherwise the "
+                            "built-in 5,000-image MNIST subset)")
         p.add_argument("--seeds", type=positive_int, default=None,
-                       help="seeds per size (default 3)")
+                       help="seeds per size (default 5 at 1%%, 3%% and 10%% of the training "
+                            "set, 3 at 100%%)")
         p.add_argument("--sizes", type=positive_int, nargs="+", default=None,
-                       help="training-set sizes (default 250 500 1000 2000 4000)")
+                       help="training-set sizes (default 1%%, 3%%, 10%% and 100%% of the "
+                            "training set)")
         p.add_argument("--steps", type=positive_int, default=None,
-                       help="steps per run (default 600)")
+                       help="steps per run (default 250; 2,000 on a GPU)")
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
         p.add_argument("--out", type=Path, default=DEFAULT_OUT)
 
     reproduce = sub.add_parser("reproduce", help="the two-phase training experiment")
     experiment_options(reproduce)
+    reproduce.add_argument("--arms", nargs="+", default=None,
+                           help="arms at every size (default: two_phase phase1_only vit "
+                                "convit, and phase2_random at the smallest size)")
+    reproduce.add_argument("--alphas", type=float, nargs="*", default=None,
+                           help="softmax gaps to ablate at the smallest size (default none)")
     reproduce.set_defaults(func=cmd_reproduce)
 
     train = sub.add_parser("train", help="one training run (works under torchrun for DDP)")

@@ -113,8 +113,21 @@ def summary_text(record: RunRecord) -> str:
             f"{len(record.theorems)} statements: {record.verdict_summary()}")
 
 
-def appendix_body(record: RunRecord, registry: Registry, figures: Mapping[str, Path]) -> str:
-    """The ``\\input``-able body: definitions, every theorem with its check, tables, figures."""
+def claim_view(claim: Mapping | None, missing: str) -> dict:
+    """The empirical claim's paragraph: its status on data with one sentence per size
+    (from ``vitconv reproduce``'s ``results.json``), or why there is none."""
+    if claim is None:
+        return {"present": False, "missing": escape(missing)}
+    return {"present": True, "claim": escape(claim["claim"]), "status": escape(claim["status"]),
+            "data": escape(claim["data"]), "runs": int(claim["runs"]),
+            "sentences": [escape(s) for s in claim["sentences"]],
+            "path": escape(claim["path"]), "current_code": bool(claim["current_code"])}
+
+
+def appendix_body(record: RunRecord, registry: Registry, figures: Mapping[str, Path],
+                  claim: Mapping | None = None, claim_missing: str = "") -> str:
+    """The ``\\input``-able body: definitions, every theorem with its check, tables,
+    figures, and the empirical claim's status on data (``claim``, or why it is missing)."""
     date = record.started.replace("T", " ")
     results = {t.theorem.id: t for t in record.theorems}
     rho, heads = record.table(RhoTable), record.table(HeadCounts)
@@ -130,6 +143,7 @@ def appendix_body(record: RunRecord, registry: Registry, figures: Mapping[str, P
         "figures": [{"id": k, "file": Path(p).name, "caption": FIGURES[k][0],
                      "width": FIGURES[k][1]} for k, p in figures.items() if k in FIGURES],
         "versions": [(escape(k), escape(v)) for k, v in record.versions.items()],
+        "claim": claim_view(claim, claim_missing),
     }
     return _environment().get_template("appendix_body.tex").render(**context)
 
@@ -141,9 +155,10 @@ def appendix_document(record: RunRecord) -> str:
 
 
 def write_appendix(record: RunRecord, registry: Registry, figures: Mapping[str, Path],
-                   out_dir: Path) -> Path:
+                   out_dir: Path, claim: Mapping | None = None, claim_missing: str = "") -> Path:
     """Write ``appendix.tex`` and ``appendix-body.tex`` atomically; returns the former."""
-    atomic_write_text(out_dir / "appendix-body.tex", appendix_body(record, registry, figures))
+    atomic_write_text(out_dir / "appendix-body.tex",
+                      appendix_body(record, registry, figures, claim, claim_missing))
     return atomic_write_text(out_dir / "appendix.tex", appendix_document(record))
 
 

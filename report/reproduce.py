@@ -5,6 +5,7 @@ section, all under the output folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -19,48 +20,72 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from vitconv.numeric.files import atomic_write_text
-from vitconv.numeric.train.loop import RunResult
+from vitconv.numeric.train.experiment import ExperimentConfig
+from vitconv.numeric.train.loop import RunResult, RunSpec
 from vitconv.numeric.train.models import ARMS
-from vitconv.numeric.train.stats import Interval, mean_interval, paired_difference
+from vitconv.numeric.train.provenance import code_digest
+from vitconv.numeric.train.stats import (
+    Interval,
+    detectable_difference,
+    holm,
+    mean_interval,
+    paired_difference,
+    paired_p_value,
+    verdict,
+)
+from vitconv.report.latex import escape
 
 LABELS = {"two_phase": "two-phase (conv, then attention)",
           "phase2_random": "attention from random init",
-          "phase1_only": "convolutional mixers throughout", "vit": "conventional ViT"}
+          "phase1_only": "convolutional mixers throughout", "vit": "conventional ViT",
+          "convit": "ConViT (gated positional attention)"}
+CLAIM = "two-phase training helps Vision Transformers when data is scarce"
+SCARCE = 0.1  # sizes up to this fraction of the training pool count as scarce data
+SCHEMA = "vitconv.reproduce/1"
 
 
 def _main(results: list[RunResult], alpha_default: float) -> dict:
     """``(arm, size) -> {seed: result}`` for the main grid (ablation runs excluded)."""
     table: dict = defaultdict(dict)
     for r in results:
-        if r.spec["alpha"] is None:
+        if r.spec["alpha"] is None and not r.diverged:
             table[(r.spec["arm"], r.spec["size"])][r.spec["seed"]] = r
-    return table
+    return dict(table)  # a plain dict: looking up a missing cell must not create it
 
 
-def summarise(results: list[RunResult], alpha_default: float) -> dict:
-    """Accuracy intervals, paired differences, throughput, time-to-accuracy, ablation."""
+def summarise(results: list[RunResult], alpha_default: float, pool: int | None = None
+              ) -> dict:
+    """Accuracy intervals, paired differences with the detectable difference, throughput,
+    time-to-accuracy, the ablation, and the claim's status (:func:`claim_status`);
+    ``pool``: the number of training images the sizes are drawn from."""
     table = _main(results, alpha_default)
     sizes = sorted({size for _, size in table})
     arms = [a for a in ARMS if any((a, n) in table for n in sizes)]
     acc = {a: {n: mean_interval([r.accuracy for r in table[(a, n)].values()])
                for n in sizes if (a, n) in table} for a in arms}
     diffs: dict = {}
+    detectable: dict = {}
+    p_values: dict = {}
     for other in arms:
         if other == "two_phase":
             continue
-        diffs[other] = {}
+        diffs[other], detectable[other], p_values[other] = {}, {}, {}
         for n in sizes:
             if ("two_phase", n) in table and (other, n) in table:
                 seeds = sorted(set(table[("two_phase", n)]) & set(table[(other, n)]))
-                diffs[other][n] = paired_difference(
-                    [table[("two_phase", n)][s].accuracy for s in seeds],
-                    [table[(other, n)][s].accuracy for s in seeds])
-    throughput = {a: sum(r.images_per_second for n in sizes for r in table[(a, n)].values())
-                  / sum(len(table[(a, n)]) for n in sizes) for a in arms}
+                a = [table[("two_phase", n)][s].accuracy for s in seeds]
+                b = [table[(other, n)][s].accuracy for s in seeds]
+                diffs[other][n] = paired_difference(a, b)
+                paired = [x - y for x, y in zip(a, b, strict=True)]
+                detectable[other][n] = detectable_difference(paired)
+                p_values[other][n] = paired_p_value(paired)
+    throughput = {a: sum(r.images_per_second for n in sizes
+                         for r in table.get((a, n), {}).values())
+                  / sum(len(table.get((a, n), {})) for n in sizes) for a in arms}
     tta = _time_to_accuracy(table, sizes)
     ablation: dict = defaultdict(list)
     for r in results:
-        if r.spec["arm"] == "two_phase":
+        if r.spec["arm"] == "two_phase" and not r.diverged:
             a = r.spec["alpha"] if r.spec["alpha"] is not None else alpha_default
             ablation[(a, r.spec["size"])].append(r)
     ablation_sizes = {size for a, size in ablation if a != alpha_default}
@@ -68,8 +93,63 @@ def summarise(results: list[RunResult], alpha_default: float) -> dict:
                "before_conversion": mean_interval([r.before_conversion for r in rs]),
                "final": mean_interval([r.accuracy for r in rs]), "size": size}
            for (a, size), rs in sorted(ablation.items()) if size in ablation_sizes}
-    return {"sizes": sizes, "arms": arms, "accuracy": acc, "differences": diffs,
-            "throughput": throughput, "time_to_accuracy": tta, "alpha": gap}
+    summary = {"sizes": sizes, "arms": arms, "accuracy": acc, "differences": diffs,
+               "detectable": detectable, "p_values": p_values, "throughput": throughput,
+               "time_to_accuracy": tta, "alpha": gap,
+               "diverged": sorted(RunSpec(**r.spec).id for r in results if r.diverged)}
+    summary["claim"] = claim_status(summary, pool)
+    return summary
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _share(n: int, pool: int | None) -> str:
+    return f" ({100 * n / pool:.3g}% of the training set)" if pool else ""
+
+
+def claim_status(summary: dict, pool: int | None) -> dict:
+    """The claim's status on these data and one sentence per size.
+
+    Per size, against the conventional ViT (the claim's subject): *supported* when the
+    paired 95% interval of two-phase minus ViT lies above 0, *refuted* when it lies below 0,
+    otherwise *undecided at this power* (the sentence gives the difference the design
+    detects with 80% power). Overall, over the scarce sizes (at most ``SCARCE`` of the
+    pool; all sizes when the pool is unknown), with Holm's correction for testing several
+    sizes (family-wise 5%): *verified on data* when Holm rejects at one or more scarce sizes,
+    all with two-phase ahead; *refuted* when it rejects only with two-phase behind;
+    otherwise *undecided*. ConViT, the best-known alternative, is compared the same way
+    and reported beside it (docs/theory.md §5).
+    """
+    vit, convit = summary["differences"].get("vit", {}), summary["differences"].get("convit", {})
+    sentences, verdicts = [], {}
+    for n in summary["sizes"]:
+        if n not in vit:
+            continue
+        d, mde = vit[n], summary["detectable"]["vit"][n]
+        verdicts[n] = verdict(d)
+        word = {"supported": "supported", "refuted": "refuted",
+                "undecided": "undecided at this power"}[verdicts[n]]
+        text = (f"n = {n}{_share(n, pool)}: {word}. Two-phase minus the conventional ViT: "
+                f"{_points(d.mean)} points")
+        text += (f", 95% interval [{_points(d.low)}, {_points(d.high)}] over {d.n} seeds; "
+                 f"the design detects {100 * mde:.1f} points with 80% power"
+                 if d.n >= 2 else " (one seed: no interval)")
+        if n in convit:
+            c = convit[n]
+            text += (f". Against ConViT: {_points(c.mean)} points"
+                     + (f" [{_points(c.low)}, {_points(c.high)}], {verdict(c)}"
+                        if c.n >= 2 else ""))
+        sentences.append(text + ".")
+    scarce = [n for n in verdicts if not pool or n <= SCARCE * pool]
+    rejected = holm({n: summary["p_values"]["vit"][n] for n in scarce})
+    signs = {vit[n].mean > 0 for n in rejected}
+    status = ("verified on data" if signs == {True} else "refuted" if signs == {False}
+              else "undecided")
+    runs = sum(iv.n for by_size in summary["accuracy"].values() for iv in by_size.values())
+    return {"claim": CLAIM, "status": status, "sentences": sentences,
+            "scarce_sizes": scarce, "holm_rejected": sorted(rejected), "runs": runs}
 
 
 def _time_to_accuracy(table: dict, sizes: list[int]) -> dict:
@@ -84,7 +164,8 @@ def _time_to_accuracy(table: dict, sizes: list[int]) -> dict:
             two = table[("two_phase", n)].get(seed)
             if two is None:
                 continue
-            reached = [t for _, t, a in two.history if a >= base.accuracy]
+            target = base.history[-1][2]  # final accuracy on the same evaluation images
+            reached = [t for _, t, a in two.history if a >= target]
             ratios.append(reached[0] / base.train_seconds if reached else math.inf)
         out[n] = ratios
     return out
@@ -96,7 +177,8 @@ def figure(summary: dict, path: Path) -> Path:
     for i, arm in enumerate(summary["arms"]):
         sizes = sorted(summary["accuracy"][arm])
         iv = [summary["accuracy"][arm][n] for n in sizes]
-        xs = [n * (1 + 0.03 * (i - 1.5)) for n in sizes]  # a small shift keeps bars apart
+        shift = 0.03 * (i - (len(summary["arms"]) - 1) / 2)  # keeps the bars apart
+        xs = [n * (1 + shift) for n in sizes]
         err = [[0 if math.isnan(v.low) else v.mean - v.low for v in iv],
                [0 if math.isnan(v.high) else v.high - v.mean for v in iv]]
         ax.errorbar(xs, [v.mean for v in iv], yerr=err, marker="o", capsize=3,
@@ -128,7 +210,15 @@ def _ratio(values: list[float]) -> str:
 
 
 def markdown(summary: dict, data_name: str, steps: int, eval_every: int) -> str:
+    claim = summary["claim"]
     lines = [f"# Two-phase training on {data_name}", "",
+             f"**Claim: {claim['claim']}. Status on these data: {claim['status']}** "
+             f"({claim['runs']} runs; scarce: n <= {SCARCE:.0%} of the training set).", ""]
+    lines += [f"* {sentence}" for sentence in claim["sentences"]]
+    if summary["diverged"]:
+        lines += ["", f"Diverged (non-finite loss; left out, pairs with them too): "
+                      f"{', '.join(summary['diverged'])}."]
+    lines += ["",
              f"Same optimiser, augmentation and budget ({steps} steps of 64 images) for every "
              "arm; intervals are 95% t-intervals over seeds (paired by seed and subset for "
              "differences).", "", "## Test accuracy", "",
@@ -145,7 +235,17 @@ def markdown(summary: dict, data_name: str, steps: int, eval_every: int) -> str:
         lines.append(f"| {LABELS.get(arm, arm)} | " + " | ".join(
             (str(by_size[n]) + (" *" if by_size[n].excludes_zero else ""))
             if n in by_size else "-" for n in summary["sizes"]) + " |")
-    lines += ["", "`*`: the interval excludes 0.", "", "## Throughput (training images/s)",
+    lines += ["", "`*`: the interval excludes 0.", "", "## Detectable difference", "",
+              "The smallest true difference (accuracy points) that a two-sided paired t-test "
+              "at 95% detects with 80% power, given the spread of the paired differences "
+              "observed here.", "",
+              "| two-phase minus | " + " | ".join(f"n = {n}" for n in summary["sizes"]) + " |",
+              "|---|" + "---|" * len(summary["sizes"])]
+    for arm, by_size in summary["detectable"].items():
+        lines.append(f"| {LABELS.get(arm, arm)} | " + " | ".join(
+            (f"{100 * by_size[n]:.1f}" if math.isfinite(by_size[n]) else "-")
+            if n in by_size else "-" for n in summary["sizes"]) + " |")
+    lines += ["", "## Throughput (training images/s)",
               "", "| arm | images/s | ratio to convolutional mixers |", "|---|---|---|"]
     base = summary["throughput"].get("phase1_only")
     for arm, ips in summary["throughput"].items():
@@ -154,12 +254,15 @@ def markdown(summary: dict, data_name: str, steps: int, eval_every: int) -> str:
     lines += ["", "## Time to accuracy", "",
               "Training time two-phase needs to reach the final accuracy of attention trained "
               "from random initialisation, as a fraction of that network's training time "
-              f"(median over seeds; below 1 means faster). Accuracy is measured every "
-              f"{eval_every} steps, so each value is an upper bound: the first measurement "
-              "that reaches the target.", "", "| n | ratio |", "|---|---|"]
+              f"(median over seeds; below 1 means faster). Both accuracies are measured on "
+              f"the same first test images, every {eval_every} steps, so each value is an "
+              "upper bound: the first measurement that reaches the target.", "",
+              "| n | ratio |", "|---|---|"]
     lines += [f"| {n} | {_ratio(v)} |" for n, v in summary["time_to_accuracy"].items()]
     if summary["alpha"]:
         lines += ["", "## Softmax gap alpha at conversion (ablation)", "",
+                  "Before and right after conversion: on the first test images (as the "
+                  "curves); final: the whole test set.", "",
                   "| alpha | n | before conversion | right after conversion | final |",
                   "|---|---|---|---|---|"]
         lines += [f"| {a:g} | {g['size']} | {_fmt(g['before_conversion'])} | "
@@ -184,8 +287,16 @@ def latex(summary: dict, data_name: str, steps: int) -> str:
         for arm, d in summary["differences"].items())
     cols = "l" + "r" * len(sizes)
     head = " & ".join(f"$n={n}$" for n in sizes)
+    claim = summary["claim"]
+    items = "\n".join(rf"\item {escape(s)}" for s in claim["sentences"])
     return rf"""% Generated by `vitconv reproduce`; \input into a paper (booktabs, graphicx).
-\subsection{{Two-phase training on {data_name}}}\label{{sec:two-phase}}
+\subsection{{Two-phase training on {escape(data_name)}}}\label{{sec:two-phase}}
+\textbf{{Claim: {escape(claim['claim'])}. Status on these data: {escape(claim['status'])}}}
+({claim['runs']} runs; verdict per training-set size against the conventional ViT, paired
+95\% interval, and the difference the design detects with 80\% power):
+\begin{{itemize}}
+{items}
+\end{{itemize}}
 Every arm had the same optimiser, augmentation and budget ({steps} steps of 64 images).
 Table~\ref{{tab:two-phase-acc}} gives mean test accuracy over seeds and
 Table~\ref{{tab:two-phase-diff}} the paired differences with 95\% $t$-intervals.
@@ -223,9 +334,13 @@ def _jsonable(summary: dict) -> dict:
 
 
 def write_results(results: list[RunResult], out_dir: Path, data_name: str, steps: int,
-                  alpha_default: float, eval_every: int = 100) -> dict[str, Path]:
-    """``results.md``, ``results.json``, ``results.tex`` and ``accuracy.png``."""
-    summary = summarise(results, alpha_default)
+                  alpha_default: float, eval_every: int = 100, pool: int | None = None,
+                  provenance: dict | None = None) -> dict[str, Path]:
+    """``results.md``, ``results.json`` (schema :data:`SCHEMA`; its ``claim`` feeds the
+    appendix of ``vitconv verify``), ``results.tex`` and ``accuracy.png``."""
+    summary = summarise(results, alpha_default, pool)
+    summary = {"schema": SCHEMA, "data": data_name, "pool": pool, "steps": steps,
+               "provenance": provenance, **summary}
     return {
         "figure": figure(summary, out_dir / "accuracy.png"),
         "markdown": atomic_write_text(out_dir / "results.md",
@@ -234,3 +349,70 @@ def write_results(results: list[RunResult], out_dir: Path, data_name: str, steps
         "json": atomic_write_text(out_dir / "results.json",
                                   json.dumps(_jsonable(summary), indent=1) + "\n"),
     }
+
+
+def _config_json(cfg: ExperimentConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def provenance(cfg: ExperimentConfig, preset: str) -> dict:
+    """What ``results.json`` records about how it was made: the preset it started from,
+    whether the configuration is that preset's, the configuration, and the code."""
+    return {"preset": preset, "is_preset": cfg == ExperimentConfig.preset(preset),
+            "config": _config_json(cfg), "code": code_digest()}
+
+
+def folder_name(split, cfg: ExperimentConfig, preset: str, *, device: str,
+                user_data: bool) -> str:
+    """The output folder of a ``vitconv reproduce`` run under ``--out``: named by the data
+    (and, for a user's file, by a SHA-256 of its content: ``a/data.npz`` and ``b/data.npz``
+    never share runs), ``-quick`` and ``-gpu`` apart, and a configuration changed on the
+    command line by a hash of it: only a preset's own grid uses the preset's folder."""
+    custom = cfg != ExperimentConfig.preset(preset)
+    tag = hashlib.sha256(json.dumps(_config_json(cfg), sort_keys=True).encode()).hexdigest()
+    return ("reproduce" + ("-quick" if preset == "quick" else "") + f"-{split.name}"
+            + (f"-{split.digest[:8]}" if user_data else "")
+            + ("" if device == "cpu" else "-gpu") + (f"-custom-{tag[:8]}" if custom else ""))
+
+
+# The default grids whose claim the appendix of `vitconv verify` states, best powered first.
+DEFAULT_FOLDERS = (("reproduce-fashion-mnist-gpu", "gpu"), ("reproduce-fashion-mnist", "default"),
+                   ("reproduce-mnist-5k", "default"))
+STATUSES = ("verified on data", "refuted", "undecided")
+
+
+def _checked_claim(data: dict, preset: str) -> dict:
+    """The claim of a ``results.json``, refused (``ValueError``) unless it is the
+    ``preset``'s own grid and every field the appendix prints is present and well typed."""
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"schema {data.get('schema')!r}, expected {SCHEMA!r}")
+    made = data.get("provenance") or {}
+    if made.get("preset") != preset or not made.get("is_preset") or (
+            made.get("config") != _config_json(ExperimentConfig.preset(preset))):
+        raise ValueError(f"not the {preset} grid (a configuration changed on the command "
+                         "line, or an older preset)")
+    claim = data["claim"]
+    if (claim.get("status") not in STATUSES or not isinstance(claim.get("claim"), str)
+            or not isinstance(claim.get("runs"), int)
+            or not all(isinstance(t, str) for t in claim.get("sentences", [None]))):
+        raise ValueError("its claim record is incomplete")
+    return {"claim": claim["claim"], "status": claim["status"], "runs": claim["runs"],
+            "sentences": list(claim["sentences"]), "data": str(data["data"]),
+            "current_code": made.get("code") == code_digest()}
+
+
+def default_claim(out: Path) -> tuple[dict | None, str]:
+    """The claim's status from a default grid's ``results.json`` under ``out`` (GPU preset,
+    then the 2-core default on Fashion-MNIST, then the MNIST fallback), for the appendix of
+    ``vitconv verify``; with ``None``, the reason there is none."""
+    for name, preset in DEFAULT_FOLDERS:
+        path = out / name / "results.json"
+        if not path.exists():
+            continue
+        try:
+            claim = _checked_claim(json.loads(path.read_text()), preset)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            return None, f"{name}/results.json is unusable ({err}); rerun `vitconv reproduce`"
+        return {**claim, "path": f"{name}/results.json"}, ""
+    return None, (f"no results of the default grid under {out} "
+                  f"({', '.join(n for n, _ in DEFAULT_FOLDERS)}): run `make reproduce`")

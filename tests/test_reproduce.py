@@ -10,9 +10,9 @@ from vitconv.numeric.train.experiment import ExperimentConfig, load_results, run
 from vitconv.numeric.train.loop import TrainConfig
 from vitconv.report.reproduce import summarise, write_results
 
-TINY = ExperimentConfig(sizes=(250,), seeds=2, ablation_alphas=(4.0,), ablation_size=250,
+TINY = ExperimentConfig(sizes=(250,), seeds=2, ablation_alphas=(4.0,), channels=4, depth=1,
                         train=TrainConfig(steps=6, batch_size=16, eval_every=3,
-                                          checkpoint_every=3, warmup=1))
+                                          checkpoint_every=3, warmup=1, eval_images=100))
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +25,15 @@ def experiment(tmp_path_factory):
 
 def test_grid_runs_and_reports(experiment):
     out, split, results = experiment
-    assert len(results) == 4 * 2 + 2  # arms x seeds, plus the alpha ablation
-    paths = write_results(results, out, split.name, TINY.train.steps, TINY.train.alpha)
+    assert len(results) == (4 + 1) * 2 + 2  # arms and control x seeds, the alpha ablation
+    paths = write_results(results, out, split.name, TINY.train.steps, TINY.train.alpha,
+                          pool=len(split.train_labels))
     summary = json.loads(paths["json"].read_text())
-    assert set(summary["accuracy"]) == {"two_phase", "phase2_random", "phase1_only", "vit"}
+    assert set(summary["accuracy"]) == {"two_phase", "phase2_random", "phase1_only", "vit",
+                                        "convit"}
+    assert summary["schema"] == "vitconv.reproduce/1" and summary["pool"] == 4000
+    assert summary["claim"]["status"] in ("verified on data", "refuted", "undecided")
+    assert len(summary["claim"]["sentences"]) == 1
     assert "two-phase minus" in paths["markdown"].read_text().lower()
     assert r"\subsection{Two-phase training" in paths["latex"].read_text()
     assert paths["figure"].stat().st_size > 1000
@@ -39,8 +44,8 @@ def test_rerun_skips_finished_runs(experiment, monkeypatch):
     import vitconv.numeric.train.experiment as module
 
     monkeypatch.setattr(module, "train_run", lambda *a, **k: pytest.fail("retrained"))
-    assert len(run_experiment(TINY, split, out)) == 10
-    assert len(load_results(out)) == 10
+    assert len(run_experiment(TINY, split, out)) == 12
+    assert len(load_results(out)) == 12
 
 
 def test_a_different_configuration_is_refused(experiment):
@@ -55,3 +60,162 @@ def test_summary_pairs_by_seed(experiment):
     diff = summary["differences"]["vit"][250]
     assert diff.n == 2
     assert set(summary["alpha"]) == {4.0, TINY.train.alpha}
+
+
+def test_history_and_final_accuracy_use_their_test_images(experiment):
+    """The curve is measured on the first ``eval_images`` test images, the final accuracy
+    on the whole test set; both are fractions of those counts."""
+    _, split, results = experiment
+    for r in results:
+        assert r.history[-1][0] == TINY.train.steps
+        assert round(r.history[-1][2] * 100) == r.history[-1][2] * 100
+        assert round(r.accuracy * len(split.test_labels)) == pytest.approx(
+            r.accuracy * len(split.test_labels))
+
+
+# --- the default grid ---------------------------------------------------------------------
+
+class _Pool:
+    """A stand-in split: only the sizes matter to the grid."""
+
+    def __init__(self, pool: int, classes: int = 10) -> None:
+        import numpy as np
+
+        self.train_labels, self.classes, self.name = np.zeros(pool), classes, "pool"
+
+
+def test_default_grid_spans_one_to_hundred_percent_with_five_seeds_where_scarce():
+    cfg = ExperimentConfig()
+    fashion = _Pool(60_000)
+    assert cfg.sizes_for(fashion) == (600, 1800, 6000, 60_000)
+    assert cfg.seeds_for(fashion) == {600: 5, 1800: 5, 6000: 5, 60_000: 3}
+    runs = cfg.runs(fashion)
+    assert {r.arm for r in runs if r.size == 600} == {"two_phase", "phase1_only", "vit",
+                                                      "convit", "phase2_random"}
+    assert {r.arm for r in runs if r.size > 600} == {"two_phase", "phase1_only", "vit",
+                                                     "convit"}
+    assert len(runs) == 4 * (5 + 5 + 5 + 3) + 5
+    assert len({r.id for r in runs}) == len(runs)
+    # the MNIST fallback: fractions of its 4,000-image pool
+    assert ExperimentConfig().sizes_for(_Pool(4000)) == (40, 120, 400, 4000)
+    assert ExperimentConfig.gpu().sizes_for(fashion)[-1] == 60_000
+
+
+@pytest.mark.parametrize("changes, rule", [
+    ({"fractions": (0.0, 0.5)}, "fractions"),
+    ({"fractions": (1.5,)}, "fractions"),
+    ({"seeds": (5, 5)}, "one number per size"),
+    ({"seeds": 0}, "seeds"),
+    ({"arms": ("vit", "convit")}, "two_phase"),
+    ({"arms": ("two_phase", "resnet")}, "one of"),
+    ({"controls": ("nope",)}, "one of"),
+    ({"sizes": (0,), "seeds": 1}, "sizes"),
+])
+def test_bad_grids_are_refused_by_name(changes, rule):
+    with pytest.raises(ValueError, match=rule):
+        replace(ExperimentConfig(), **changes)
+
+
+def test_sizes_beyond_the_pool_are_dropped_and_none_left_is_an_error():
+    cfg = ExperimentConfig(sizes=(100, 10_000), seeds=(2, 3))
+    assert cfg.seeds_for(_Pool(4000)) == {100: 2}
+    with pytest.raises(ValueError, match="no training-set size fits"):
+        ExperimentConfig(sizes=(10_000,), seeds=1).runs(_Pool(4000))
+
+
+# --- the claim's verdict --------------------------------------------------------------------
+
+def _results(accuracies: dict) -> list:
+    """``{(arm, size): [accuracy per seed]}`` as run results."""
+    from vitconv.numeric.train.loop import RunResult
+
+    return [RunResult({"arm": arm, "size": n, "seed": s, "alpha": None}, acc,
+                      history=[[10, 1.0, acc]], train_seconds=1.0, images_per_second=1.0)
+            for (arm, n), accs in accuracies.items() for s, acc in enumerate(accs)]
+
+
+NOISE = [0.004, -0.003, 0.001, -0.002, 0.0]
+
+
+def _grid(two_minus_vit: dict) -> list:
+    """Two-phase at 0.80 (+noise); ViT and ConViT shifted by the given difference per size."""
+    table = {}
+    for n, d in two_minus_vit.items():
+        table[("two_phase", n)] = [0.8 + e for e in NOISE]
+        table[("vit", n)] = [0.8 - d + 0.5 * e for e in NOISE]
+        table[("convit", n)] = [0.8 - d for _ in NOISE]
+    return _results(table)
+
+
+@pytest.mark.parametrize("differences, status", [
+    ({600: 0.05, 6000: 0.0, 60_000: -0.05}, "verified on data"),
+    ({600: -0.05, 6000: 0.0, 60_000: 0.05}, "refuted"),
+    ({600: 0.0, 6000: 0.001, 60_000: 0.05}, "undecided"),       # support only when data abound
+    ({600: 0.05, 6000: -0.05, 60_000: 0.0}, "undecided"),       # mixed at the scarce sizes
+])
+def test_claim_status_follows_the_stated_rule(differences, status):
+    summary = summarise(_grid(differences), 8.0, pool=60_000)
+    claim = summary["claim"]
+    assert claim["status"] == status
+    assert claim["scarce_sizes"] == [600, 6000]
+    assert len(claim["sentences"]) == 3 and "ConViT" in claim["sentences"][0]
+    first = differences[600]
+    word = "supported" if first > 0.01 else "refuted" if first < -0.01 else "undecided"
+    assert claim["sentences"][0].startswith(f"n = 600 (1% of the training set): {word}")
+
+
+def test_detectable_difference_is_reported_per_comparison():
+    summary = summarise(_grid({600: 0.05}), 8.0, pool=60_000)
+    mde = summary["detectable"]["vit"][600]
+    assert 0 < mde < 0.05
+    assert f"detects {100 * mde:.1f} points" in summary["claim"]["sentences"][0]
+
+
+def test_the_appendix_states_the_claim_from_the_default_results(tmp_path):
+    from vitconv.report.reproduce import default_claim
+
+    claim, why = default_claim(tmp_path)
+    assert claim is None and "make reproduce" in why
+    folder = tmp_path / "reproduce-fashion-mnist"
+    folder.mkdir()
+    (folder / "results.json").write_text('{"schema": "other"}')
+    claim, why = default_claim(tmp_path)
+    assert claim is None and "unusable" in why
+    from vitconv.report.reproduce import provenance
+
+    def write(cfg, preset):
+        return write_results(_grid({600: 0.05, 6000: 0.02}), folder, "fashion-mnist", 250,
+                             8.0, pool=60_000, provenance=provenance(cfg, preset))
+
+    write(replace(ExperimentConfig(), seeds=2), "default")  # a changed grid: not the claim's
+    claim, why = default_claim(tmp_path)
+    assert claim is None and "not the default grid" in why
+    paths = write(ExperimentConfig(), "default")
+    claim, _ = default_claim(tmp_path)
+    assert claim["status"] == "verified on data" and claim["data"] == "fashion-mnist"
+    assert claim["current_code"] and claim["path"] == "reproduce-fashion-mnist/results.json"
+    assert r"Status on these data: verified on data" in paths["latex"].read_text()
+
+
+def test_holm_decides_the_overall_status():
+    """Three scarce sizes each just significant alone (p ~ 0.02-0.04) are not all rejected
+    by Holm; a single clear one is enough for *verified*, a clear one each way is mixed."""
+    from vitconv.numeric.train.stats import holm
+
+    assert holm({1: 0.04, 2: 0.03, 3: 0.02}) == set()
+    assert holm({1: 0.001, 2: 0.04, 3: 0.5}) == {1}
+    assert holm({1: 0.001, 2: 0.02, 3: float("nan")}) == {1, 2}
+    summary = summarise(_grid({600: 0.05, 1800: -0.05, 6000: 0.0}), 8.0, pool=60_000)
+    assert summary["claim"]["status"] == "undecided"
+    assert summary["claim"]["holm_rejected"] == [600, 1800]
+
+
+def test_diverged_runs_are_listed_and_left_out():
+    from vitconv.numeric.train.loop import RunResult
+
+    results = _grid({600: 0.05})
+    results.append(RunResult({"arm": "vit", "size": 600, "seed": 9, "alpha": None},
+                             float("nan"), diverged="loss is nan at step 3"))
+    summary = summarise(results, 8.0, pool=60_000)
+    assert summary["diverged"] == ["vit-n600-s9"]
+    assert summary["accuracy"]["vit"][600].n == 5

@@ -261,9 +261,22 @@ def load_npz(path: str | Path) -> Split:
     return Split(path.stem, xtr, ytr, xte, yte, int(max(ytr.max(), yte.max())) + 1)
 
 
+def default_source() -> tuple[str | None, str | None]:
+    """The default data of ``vitconv reproduce`` and a note when it is not the best:
+    ``("fashion-mnist", None)`` when the Debian package is installed, otherwise
+    ``(None, note)``: the built-in MNIST subset, and one line saying how to get the
+    better data."""
+    if FASHION_MNIST_DIR.is_dir():
+        return "fashion-mnist", None
+    return None, (f"Fashion-MNIST is not installed ({FASHION_MNIST_DIR} is missing), so this "
+                  "runs on the built-in 5,000-image MNIST subset; for the full experiment: "
+                  "sudo apt-get install dataset-fashion-mnist")
+
+
 def load_data(source: str | Path | None) -> Split:
     """``None``: the built-in MNIST subset; ``"fashion-mnist"``: Fashion-MNIST from the
     Debian package; a folder of IDX files (MNIST layout) or of CIFAR pickles; a ``.npz``.
+    (:func:`default_source` picks between the first two.)
 
     Raises:
         DataError: for anything else, naming what was expected.

@@ -33,6 +33,7 @@ from vitconv.numeric.files import exclusive
 from vitconv.numeric.train.checkpoint import load_checkpoint, save_checkpoint
 from vitconv.numeric.train.data import Split, nested_subsets
 from vitconv.numeric.train.models import ARMS, NetConfig, build, convert, phase2_net
+from vitconv.numeric.train.provenance import code_digest
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,13 @@ class TrainConfig:
     alpha: float = 8.0            # softmax gap at conversion (ablated in the experiment)
     shift: int = 2                # augmentation: random translation by up to 2 pixels
     eval_every: int = 100         # test accuracy along the way, for time-to-accuracy
+    eval_images: int = 1000       # ... on the first this many test images (the final: all)
     checkpoint_every: int = 100
     dtype: str = "float32"        # float64 for exactness tests (DDP against one process)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
+        if self.steps < 1 or self.batch_size < 1 or self.eval_images < 1:
+            raise ValueError("steps, batch_size and eval_images must be >= 1")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'float64'")
         if not 0 < self.phase1_fraction < 1:
@@ -81,8 +83,10 @@ class RunSpec:
 
 @dataclass
 class RunResult:
-    """What a run produced: final test accuracy, its accuracy curve against training wall
-    time, throughput, and (two-phase) the accuracy right before and after conversion."""
+    """What a run produced: final accuracy on the whole test set; the curve
+    ``[step, training seconds, accuracy]`` on the first ``eval_images`` test images (its
+    last point at the end of training), throughput, and (two-phase) the accuracy on those
+    images right before and after conversion."""
 
     spec: dict
     accuracy: float
@@ -91,6 +95,7 @@ class RunResult:
     images_per_second: float = 0.0
     before_conversion: float | None = None
     after_conversion: float | None = None
+    diverged: str | None = None   # why the run stopped (non-finite loss); accuracy is nan
 
 
 class TrainingDivergedError(RuntimeError):
@@ -144,13 +149,19 @@ def _batch(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Genera
 
 
 @torch.no_grad()
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500
+            ) -> torch.Tensor:
+    """``(len(y),)`` bool: which images of ``x`` the model (in eval mode) classifies right."""
+    model.eval()
+    right = torch.cat([model(x[i:i + batch]).argmax(1) == y[i:i + batch]
+                       for i in range(0, len(y), batch)])
+    model.train()
+    return right
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
     """Fraction of ``x`` classified correctly."""
-    model.eval()
-    correct = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-                  for i in range(0, len(y), batch))
-    model.train()
-    return correct / len(y)
+    return float(correct(model, x, y, batch).double().mean())
 
 
 def train_run(spec: RunSpec, split: Split, net: NetConfig, cfg: TrainConfig, workdir: Path,
@@ -186,12 +197,13 @@ def _train_run(spec: RunSpec, split: Split, net: NetConfig, cfg: TrainConfig, wo
         raise ValueError(f"batch_size={cfg.batch_size} must divide among {world} processes")
     alpha = cfg.alpha if spec.alpha is None else spec.alpha
     identity = {"spec": asdict(spec), "net": asdict(net), "train": asdict(cfg),
-                "data": {"name": split.name, "sha256": split.digest}}
+                "data": {"name": split.name, "sha256": split.digest}, "code": code_digest()}
     path = Path(workdir) / f"{spec.id}.ckpt"
     dtype = getattr(torch, cfg.dtype)
     x, y, x_test, y_test = _tensors(split, spec.size, spec.seed)
     x, y = x.to(device=device, dtype=dtype), y.to(device)
     x_test, y_test = x_test.to(device=device, dtype=dtype), y_test.to(device)
+    x_eval, y_eval = x_test[:cfg.eval_images], y_test[:cfg.eval_images]
     switch = int(cfg.phase1_fraction * cfg.steps) if spec.arm == "two_phase" else None
 
     torch.manual_seed(spec.seed)
@@ -225,10 +237,10 @@ def _train_run(spec: RunSpec, split: Split, net: NetConfig, cfg: TrainConfig, wo
 
     for step in range(start_step, cfg.steps):
         if step == switch and phase == 1:
-            result.before_conversion = accuracy(model, x_test, y_test)
+            result.before_conversion = accuracy(model, x_eval, y_eval)
             model, phase = convert(model, alpha), 2
             optimiser, trainer = _optimiser(model, cfg), _wrap(model, world)
-            result.after_conversion = accuracy(model, x_test, y_test)
+            result.after_conversion = accuracy(model, x_eval, y_eval)
         tic = time.perf_counter()
         images, labels = _batch(x, y, cfg, gen)
         share = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
@@ -246,13 +258,14 @@ def _train_run(spec: RunSpec, split: Split, net: NetConfig, cfg: TrainConfig, wo
         result.train_seconds += time.perf_counter() - tic
         done = step + 1
         if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps and rank == 0:
-            result.history.append([done, result.train_seconds, accuracy(model, x_test, y_test)])
+            result.history.append([done, result.train_seconds, accuracy(model, x_eval, y_eval)])
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
             checkpoint(done)
         if on_step is not None:
             on_step(done)
-    result.accuracy = accuracy(model, x_test, y_test)
-    result.history.append([cfg.steps, result.train_seconds, result.accuracy])
+    right = correct(model, x_test, y_test).double()
+    result.accuracy = float(right.mean())
+    result.history.append([cfg.steps, result.train_seconds, float(right[:len(y_eval)].mean())])
     result.images_per_second = cfg.steps * cfg.batch_size / max(result.train_seconds, 1e-9)
     checkpoint(cfg.steps)
     return result, model

@@ -9,12 +9,16 @@ read at once.
 * :func:`convert` turns a phase-1 network into a phase-2 network computing the same
   function (exactly with ``alpha=None``; to within the softmax-gap bound otherwise);
 * :class:`ViT`: the conventional baseline, linear patch embedding and learned absolute
-  positions, same depth and width.
+  positions, same depth and width;
+* the ConViT arm: the same ViT with every attention replaced by :class:`GPSA`, gated
+  positional self-attention initialised local (d'Ascoli et al., 2021), the published
+  remedy for data-hungry ViTs: soft locality, against two-phase's exact transfer.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +44,8 @@ class NetConfig:
     mlp_ratio: int = 2
     key_dim: int = 16        # phase-2 query/key width per head
     vit_heads: int = 8       # the baseline ViT's heads (token width / 16)
+    gpsa_heads: int = 4      # ConViT's heads; a square number (ConViT-Ti: 4 at width 192)
+    locality_strength: float = 1.0  # ConViT's default local initialisation
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -47,6 +53,14 @@ class NetConfig:
                              f"patch_size={self.patch_size}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size={self.kernel_size} must be odd ('same' padding)")
+        for name in ("vit_heads", "gpsa_heads"):
+            heads = getattr(self, name)
+            if heads < 1 or self.token_dim % heads:
+                raise ValueError(f"{name}={heads} must divide the token width "
+                                 f"{self.token_dim} (patch_size**2 * channels)")
+        if math.isqrt(self.gpsa_heads) ** 2 != self.gpsa_heads:
+            raise ValueError(f"gpsa_heads={self.gpsa_heads} must be a square number: ConViT "
+                             "centres its heads on a square grid of offsets")
 
     @property
     def grid(self) -> int:
@@ -183,17 +197,26 @@ def convert(phase1: TokenNet, alpha: float | None = None) -> TokenNet:
 
 class ViT(nn.Module):
     """Conventional ViT baseline: linear patch embedding, learned absolute positions,
-    standard multi-head attention; same depth, token width and MLPs as ``TokenNet``."""
+    standard multi-head attention; same depth, token width and MLPs as ``TokenNet``.
+    ``gated=True`` gives the ConViT arm: every attention is a local-initialised
+    :class:`GPSA` (ConViT keeps plain attention only in the layers after its class token
+    is inserted; the mean pooling here has no class token)."""
 
-    def __init__(self, cfg: NetConfig) -> None:
+    def __init__(self, cfg: NetConfig, gated: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         P, D = cfg.patch_size, cfg.token_dim
         self.embed = nn.Linear(P * P * cfg.in_channels, D)
         self.position = nn.Parameter(torch.zeros(1, cfg.grid * cfg.grid, D))
         nn.init.trunc_normal_(self.position, std=0.02)
+
+        def mixer() -> nn.Module:
+            if gated:
+                return GPSA(D, cfg.gpsa_heads, cfg.grid, cfg.locality_strength)
+            return _SelfAttention(D, cfg.vit_heads)
+
         self.blocks = nn.ModuleList(
-            Block(D, _SelfAttention(D, cfg.vit_heads), cfg.mlp_ratio) for _ in range(cfg.depth))
+            Block(D, mixer(), cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(D)
         self.head = nn.Linear(D, cfg.classes)
 
@@ -214,7 +237,77 @@ class _SelfAttention(nn.Module):
         return self.attention(x, x, x, need_weights=False)[0]
 
 
-ARMS = ("two_phase", "phase2_random", "phase1_only", "vit")
+def relative_positions(grid: int) -> torch.Tensor:
+    """``(N, N, 3)`` with ``N = grid**2`` (row-major tokens): for query ``i`` and key ``j``
+    at offset ``(dy, dx) = pos_j - pos_i``, the features ``(dx, dy, dx**2 + dy**2)`` of
+    ConViT's positional score."""
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    dy = ys.flatten()[None, :] - ys.flatten()[:, None]
+    dx = xs.flatten()[None, :] - xs.flatten()[:, None]
+    return torch.stack([dx, dy, dx**2 + dy**2], dim=-1).float()
+
+
+def head_centres(heads: int) -> list[tuple[float, float]]:
+    """ConViT's local initialisation centres head ``h = a + k b`` (``k = sqrt(heads)``) on
+    the offset ``(dy, dx) = (a - c, b - c)``, ``c = (k - 1) / 2``: a ``k x k`` square of
+    offsets around the query (``{-1, 0, 1}^2`` for 9 heads, ``{-1/2, 1/2}^2`` for 4)."""
+    k = math.isqrt(heads)
+    c = (k - 1) / 2
+    return [(a - c, b - c) for b in range(k) for a in range(k)]
+
+
+class GPSA(nn.Module):
+    """Gated positional self-attention (ConViT, d'Ascoli et al., 2021, eq. 5) on a
+    ``grid x grid`` token grid, ``(B, N, D) -> (B, N, D)``:
+
+        A_h = (1 - g_h) softmax(Q_h K_h^T / sqrt(d)) + g_h softmax_j(v_h . r_ij),
+        g_h = sigmoid(lambda_h)
+
+    with ``r_ij`` the relative-position features of :func:`relative_positions`. Local
+    initialisation (the paper's, and its code's): ``v_h = s (2 delta_x, 2 delta_y, -1)``
+    for the head centre ``delta`` of :func:`head_centres` and locality strength ``s``, so the
+    positional score is ``-s |r - delta|^2`` up to a constant and the positional attention
+    peaks at the key ``delta`` away; gates ``lambda_h = 1`` (73% positional); the value
+    projection starts as the identity.
+    """
+
+    def __init__(self, dim: int, heads: int, grid: int, locality_strength: float = 1.0) -> None:
+        super().__init__()
+        if dim % heads or math.isqrt(heads) ** 2 != heads:
+            raise ValueError(f"GPSA needs a square number of heads dividing dim; got "
+                             f"heads={heads}, dim={dim}")
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qk = nn.Linear(dim, 2 * dim, bias=False)
+        self.v = nn.Linear(dim, dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+        self.pos_proj = nn.Linear(3, heads)
+        self.gating = nn.Parameter(torch.ones(heads))
+        self.register_buffer("rel", relative_positions(grid), persistent=False)
+        with torch.no_grad():
+            self.v.weight.copy_(torch.eye(dim))
+            self.pos_proj.bias.zero_()  # as ConViT's code (softmax ignores it anyway)
+            for h, (dy, dx) in enumerate(head_centres(heads)):
+                self.pos_proj.weight[h] = locality_strength * torch.tensor([2 * dx, 2 * dy, -1.0])
+
+    def positional(self) -> torch.Tensor:
+        """``(H, N, N)``: each head's positional attention (rows sum to 1)."""
+        return self.pos_proj(self.rel.to(self.pos_proj.weight.dtype)).permute(2, 0, 1).softmax(-1)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, N, N)``: the gated mixture of content and positional attention."""
+        B, N, D = x.shape
+        q, k = self.qk(x).reshape(B, N, 2, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        content = (q @ k.transpose(-2, -1) * self.scale).softmax(-1)
+        gate = torch.sigmoid(self.gating).view(1, -1, 1, 1)
+        return (1 - gate) * content + gate * self.positional()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        v = self.v(x).reshape(B, N, self.heads, D // self.heads).transpose(1, 2)
+        return self.proj((self.attention(x) @ v).transpose(1, 2).reshape(B, N, D))
+
+
+ARMS = ("two_phase", "phase2_random", "phase1_only", "vit", "convit")
 
 
 def build(arm: str, cfg: NetConfig) -> nn.Module:
@@ -225,4 +318,6 @@ def build(arm: str, cfg: NetConfig) -> nn.Module:
         return phase2_net(cfg)
     if arm == "vit":
         return ViT(cfg)
+    if arm == "convit":
+        return ViT(cfg, gated=True)
     raise ValueError(f"unknown arm {arm!r}; arms: {', '.join(ARMS)}")
