@@ -73,6 +73,8 @@ def summarise(results: list[RunResult], alpha_default: float, pool: int | None =
         for n in sizes:
             if ("two_phase", n) in table and (other, n) in table:
                 seeds = sorted(set(table[("two_phase", n)]) & set(table[(other, n)]))
+                if not seeds:  # every pair lost to divergence
+                    continue
                 a = [table[("two_phase", n)][s].accuracy for s in seeds]
                 b = [table[(other, n)][s].accuracy for s in seeds]
                 diffs[other][n] = paired_difference(a, b)
@@ -96,7 +98,9 @@ def summarise(results: list[RunResult], alpha_default: float, pool: int | None =
     summary = {"sizes": sizes, "arms": arms, "accuracy": acc, "differences": diffs,
                "detectable": detectable, "p_values": p_values, "throughput": throughput,
                "time_to_accuracy": tta, "alpha": gap,
-               "diverged": sorted(RunSpec(**r.spec).id for r in results if r.diverged)}
+               "diverged": sorted(RunSpec(**r.spec).id for r in results if r.diverged),
+               "diverged_specs": [{**r.spec, "id": RunSpec(**r.spec).id}
+                                  for r in results if r.diverged and r.spec["alpha"] is None]}
     summary["claim"] = claim_status(summary, pool)
     return summary
 
@@ -105,51 +109,90 @@ def _points(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def _points_interval(iv: Interval) -> str:
+    if iv.n < 2:
+        return f"{_points(iv.mean)} (one seed)"
+    return f"{_points(iv.mean)} [{_points(iv.low)}, {_points(iv.high)}]"
+
+
 def _share(n: int, pool: int | None) -> str:
     return f" ({100 * n / pool:.3g}% of the training set)" if pool else ""
 
 
-def claim_status(summary: dict, pool: int | None) -> dict:
-    """The claim's status on these data and one sentence per size.
+def _direction(iv: Interval) -> str:
+    """An interval of two-phase minus another arm, in words that claim nothing."""
+    if iv.n < 2:
+        return "one seed, no interval"
+    return {"supported": "two-phase ahead", "refuted": "two-phase behind",
+            "undecided": "no clear difference"}[verdict(iv)]
 
-    Per size, against the conventional ViT (the claim's subject): *supported* when the
-    paired 95% interval of two-phase minus ViT lies above 0, *refuted* when it lies below 0,
-    otherwise *undecided at this power* (the sentence gives the difference the design
-    detects with 80% power). Overall, over the scarce sizes (at most ``SCARCE`` of the
-    pool; all sizes when the pool is unknown), with Holm's correction for testing several
-    sizes (family-wise 5%): *verified on data* when Holm rejects at one or more scarce sizes,
+
+def _interval_text(iv: Interval) -> str:
+    text = f"{_points(iv.mean)} points"
+    return text + (f", 95% interval [{_points(iv.low)}, {_points(iv.high)}] over {iv.n} seeds"
+                   if iv.n >= 2 else " (one seed: no interval)")
+
+
+def is_scarce(n: int, pool: int | None) -> bool:
+    """At most ``SCARCE`` of the pool, rounded as the grid rounds its sizes (all sizes
+    count when the pool is unknown)."""
+    return not pool or n <= round(SCARCE * pool)
+
+
+def claim_status(summary: dict, pool: int | None) -> dict:
+    """The claim's status on these data and one sentence per size (docs/theory.md §5).
+
+    Per scarce size (``is_scarce``), against the conventional ViT (the claim's subject):
+    *supported* when the paired 95% interval of two-phase minus ViT lies above 0,
+    *refuted* when it lies below 0, otherwise *undecided at this power* (with the
+    difference the design detects with 80% power). Sizes with plentiful data are a
+    reference and get directions, not verdicts. Overall, with Holm's correction over the
+    scarce sizes (family-wise 5%): *verified on data* when Holm rejects at one or more,
     all with two-phase ahead; *refuted* when it rejects only with two-phase behind;
-    otherwise *undecided*. ConViT, the best-known alternative, is compared the same way
-    and reported beside it (docs/theory.md §5).
+    otherwise *undecided*; *not tested* without a ViT arm. A diverged two-phase or ViT
+    run at a scarce size makes the status *undecided* (a failure cannot be left out in
+    favour of either arm). ConViT, the best-known alternative, gets a direction per size
+    beside it, without an overall status.
     """
     vit, convit = summary["differences"].get("vit", {}), summary["differences"].get("convit", {})
-    sentences, verdicts = [], {}
+    diverged = summary.get("diverged_specs", [])
+    sentences, scarce = [], []
     for n in summary["sizes"]:
         if n not in vit:
             continue
         d, mde = vit[n], summary["detectable"]["vit"][n]
-        verdicts[n] = verdict(d)
-        word = {"supported": "supported", "refuted": "refuted",
-                "undecided": "undecided at this power"}[verdicts[n]]
-        text = (f"n = {n}{_share(n, pool)}: {word}. Two-phase minus the conventional ViT: "
-                f"{_points(d.mean)} points")
-        text += (f", 95% interval [{_points(d.low)}, {_points(d.high)}] over {d.n} seeds; "
-                 f"the design detects {100 * mde:.1f} points with 80% power"
-                 if d.n >= 2 else " (one seed: no interval)")
+        if is_scarce(n, pool):
+            scarce.append(n)
+            word = {"supported": "supported", "refuted": "refuted",
+                    "undecided": "undecided at this power"}[verdict(d)]
+            text = f"n = {n}{_share(n, pool)}: {word}. "
+        else:
+            text = f"n = {n}{_share(n, pool)}, data not scarce (a reference): {_direction(d)}. "
+        text += "Two-phase minus the conventional ViT: " + _interval_text(d)
+        if d.n >= 2 and math.isfinite(mde):
+            text += f"; the design detects {100 * mde:.1f} points with 80% power"
         if n in convit:
-            c = convit[n]
-            text += (f". Against ConViT: {_points(c.mean)} points"
-                     + (f" [{_points(c.low)}, {_points(c.high)}], {verdict(c)}"
-                        if c.n >= 2 else ""))
+            text += (f". Against ConViT: {_interval_text(convit[n])}, "
+                     f"{_direction(convit[n])}")
+        lost = [s["id"] for s in diverged if s["size"] == n]
+        if lost:
+            text += f". Diverged and left out: {', '.join(lost)}"
         sentences.append(text + ".")
-    scarce = [n for n in verdicts if not pool or n <= SCARCE * pool]
     rejected = holm({n: summary["p_values"]["vit"][n] for n in scarce})
     signs = {vit[n].mean > 0 for n in rejected}
-    status = ("verified on data" if signs == {True} else "refuted" if signs == {False}
-              else "undecided")
+    failed = [s["id"] for s in diverged
+              if s["arm"] in ("two_phase", "vit") and is_scarce(s["size"], pool)]
+    if not vit:
+        status = "not tested"
+    elif failed:
+        status = "undecided"
+    else:
+        status = ("verified on data" if signs == {True} else "refuted" if signs == {False}
+                  else "undecided")
     runs = sum(iv.n for by_size in summary["accuracy"].values() for iv in by_size.values())
     return {"claim": CLAIM, "status": status, "sentences": sentences,
-            "scarce_sizes": scarce, "holm_rejected": sorted(rejected), "runs": runs}
+            "scarce_sizes": scarce, "holm_rejected": sorted(rejected), "runs": runs,
+            "diverged": [s["id"] for s in diverged]}
 
 
 def _time_to_accuracy(table: dict, sizes: list[int]) -> dict:
@@ -203,10 +246,14 @@ def _fmt(iv: Interval) -> str:
 
 
 def _ratio(values: list[float]) -> str:
-    finite = sorted(v for v in values if math.isfinite(v))
-    missing = len(values) - len(finite)
-    text = (f"{finite[len(finite) // 2]:.2f}" if finite else "never")
-    return text + (f" ({missing} of {len(values)} never reached)" if missing and finite else "")
+    """The median over seeds, "never" counted as the largest value."""
+    if not values:
+        return "-"
+    ordered = sorted(values)  # inf sorts last
+    median = ordered[(len(ordered) - 1) // 2]  # the lower median: never flatters
+    missing = sum(not math.isfinite(v) for v in values)
+    text = f"{median:.2f}" if math.isfinite(median) else "never"
+    return text + (f" ({missing} of {len(values)} never reached)" if missing else "")
 
 
 def markdown(summary: dict, data_name: str, steps: int, eval_every: int) -> str:
@@ -233,9 +280,10 @@ def markdown(summary: dict, data_name: str, steps: int, eval_every: int) -> str:
               "|---|" + "---|" * len(summary["sizes"])]
     for arm, by_size in summary["differences"].items():
         lines.append(f"| {LABELS.get(arm, arm)} | " + " | ".join(
-            (str(by_size[n]) + (" *" if by_size[n].excludes_zero else ""))
+            (_points_interval(by_size[n]) + (" *" if by_size[n].excludes_zero else ""))
             if n in by_size else "-" for n in summary["sizes"]) + " |")
-    lines += ["", "`*`: the interval excludes 0.", "", "## Detectable difference", "",
+    lines += ["", "In accuracy points, with the 95% interval; `*`: the interval excludes 0.", "",
+              "## Detectable difference", "",
               "The smallest true difference (accuracy points) that a two-sided paired t-test "
               "at 95% detects with 80% power, given the spread of the paired differences "
               "observed here.", "",
@@ -288,15 +336,14 @@ def latex(summary: dict, data_name: str, steps: int) -> str:
     cols = "l" + "r" * len(sizes)
     head = " & ".join(f"$n={n}$" for n in sizes)
     claim = summary["claim"]
-    items = "\n".join(rf"\item {escape(s)}" for s in claim["sentences"])
+    items = ("\\begin{itemize}\n" + "\n".join(rf"\item {escape(s)}" for s in claim["sentences"])
+             + "\n\\end{itemize}") if claim["sentences"] else "(no size compared with a ViT)."
     return rf"""% Generated by `vitconv reproduce`; \input into a paper (booktabs, graphicx).
 \subsection{{Two-phase training on {escape(data_name)}}}\label{{sec:two-phase}}
 \textbf{{Claim: {escape(claim['claim'])}. Status on these data: {escape(claim['status'])}}}
 ({claim['runs']} runs; verdict per training-set size against the conventional ViT, paired
 95\% interval, and the difference the design detects with 80\% power):
-\begin{{itemize}}
 {items}
-\end{{itemize}}
 Every arm had the same optimiser, augmentation and budget ({steps} steps of 64 images).
 Table~\ref{{tab:two-phase-acc}} gives mean test accuracy over seeds and
 Table~\ref{{tab:two-phase-diff}} the paired differences with 95\% $t$-intervals.
@@ -307,7 +354,8 @@ arm & {head}\\\midrule
 {rows}
 \bottomrule\end{{tabular}}\end{{table}}
 \begin{{table}}[ht]\centering\small
-\caption{{Two-phase minus each other arm, paired by seed and subset (95\% interval).}}
+\caption{{Two-phase minus each other arm in accuracy points, paired by seed and subset
+(95\% interval).}}
 \label{{tab:two-phase-diff}}
 \begin{{tabular}}{{{cols}}}\toprule
 arm & {head}\\\midrule
@@ -323,11 +371,13 @@ arm & {head}\\\midrule
 def _jsonable(summary: dict) -> dict:
     def conv(v):
         if isinstance(v, Interval):
-            return asdict(v)
+            return conv(asdict(v))
         if isinstance(v, dict):
             return {str(k): conv(x) for k, x in v.items()}
         if isinstance(v, list):
             return [conv(x) for x in v]
+        if isinstance(v, float) and math.isnan(v):
+            return None  # JSON has no NaN: a missing value
         return v if not (isinstance(v, float) and not math.isfinite(v)) else str(v)
 
     return conv(summary)
@@ -378,7 +428,7 @@ def folder_name(split, cfg: ExperimentConfig, preset: str, *, device: str,
 # The default grids whose claim the appendix of `vitconv verify` states, best powered first.
 DEFAULT_FOLDERS = (("reproduce-fashion-mnist-gpu", "gpu"), ("reproduce-fashion-mnist", "default"),
                    ("reproduce-mnist-5k", "default"))
-STATUSES = ("verified on data", "refuted", "undecided")
+STATUSES = ("verified on data", "refuted", "undecided", "not tested")
 
 
 def _checked_claim(data: dict, preset: str) -> dict:
@@ -394,7 +444,8 @@ def _checked_claim(data: dict, preset: str) -> dict:
     claim = data["claim"]
     if (claim.get("status") not in STATUSES or not isinstance(claim.get("claim"), str)
             or not isinstance(claim.get("runs"), int)
-            or not all(isinstance(t, str) for t in claim.get("sentences", [None]))):
+            or not claim.get("sentences")
+            or not all(isinstance(t, str) for t in claim["sentences"])):
         raise ValueError("its claim record is incomplete")
     return {"claim": claim["claim"], "status": claim["status"], "runs": claim["runs"],
             "sentences": list(claim["sentences"]), "data": str(data["data"]),
@@ -403,16 +454,23 @@ def _checked_claim(data: dict, preset: str) -> dict:
 
 def default_claim(out: Path) -> tuple[dict | None, str]:
     """The claim's status from a default grid's ``results.json`` under ``out`` (GPU preset,
-    then the 2-core default on Fashion-MNIST, then the MNIST fallback), for the appendix of
-    ``vitconv verify``; with ``None``, the reason there is none."""
+    then the 2-core default on Fashion-MNIST, then the MNIST fallback; the first usable
+    one), for the appendix of ``vitconv verify``; with ``None``, the reasons there is none."""
+    reasons = []
     for name, preset in DEFAULT_FOLDERS:
         path = out / name / "results.json"
         if not path.exists():
             continue
         try:
             claim = _checked_claim(json.loads(path.read_text()), preset)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            return None, f"{name}/results.json is unusable ({err}); rerun `vitconv reproduce`"
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            reasons.append(f"{name}/results.json is unusable ({err})")
+            continue
+        except KeyError as err:
+            reasons.append(f"{name}/results.json is unusable (no field {err})")
+            continue
         return {**claim, "path": f"{name}/results.json"}, ""
+    if reasons:
+        return None, "; ".join(reasons) + "; rerun `vitconv reproduce`"
     return None, (f"no results of the default grid under {out} "
                   f"({', '.join(n for n, _ in DEFAULT_FOLDERS)}): run `make reproduce`")

@@ -88,3 +88,32 @@ def test_report_set_comes_from_one_run_and_has_one_mode(tmp_path, monkeypatch):
         cli.main(argv)
     assert (folder / "report.json").read_text() == first  # the old set, whole
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".verify")]
+
+
+def test_reproduce_folders_are_named_by_preset_data_and_changes():
+    """The default grid has its folder; ``--data fashion-mnist`` is the default data, not
+    a user's file; any change on the command line gets a folder of its own."""
+    import argparse
+    from dataclasses import replace
+    from pathlib import Path
+
+    from vitconv.numeric.train.data import mnist_split
+    from vitconv.numeric.train.experiment import ExperimentConfig
+    from vitconv.report.cli import _experiment, _preset, _user_data
+    from vitconv.report.reproduce import folder_name
+
+    split = mnist_split()
+    args = argparse.Namespace(quick=False, seeds=None, sizes=None, steps=None, arms=None,
+                              alphas=None)
+    assert _preset(args, "cpu") == "default" and _preset(args, "cuda:0") == "gpu"
+    assert _experiment(args) == ExperimentConfig()
+    assert folder_name(split, ExperimentConfig(), "default", device="cpu",
+                       user_data=False) == "reproduce-mnist-5k"
+    assert not _user_data(Path("fashion-mnist")) and not _user_data(None)
+    assert _user_data(Path("data.npz"))
+    changed = _experiment(argparse.Namespace(**{**vars(args), "seeds": 2}))
+    assert changed == replace(ExperimentConfig(), seeds=2)
+    assert folder_name(split, changed, "default", device="cpu",
+                       user_data=False).startswith("reproduce-mnist-5k-custom-")
+    assert folder_name(split, ExperimentConfig.gpu(), "gpu", device="cuda",
+                       user_data=False) == "reproduce-mnist-5k-gpu"

@@ -266,3 +266,15 @@ def test_fashion_mnist_from_the_debian_package():
     assert split.train_images.shape == (60000, 1, 28, 28)
     assert split.test_images.shape == (10000, 1, 28, 28)
     assert split.classes == 10
+
+
+def test_default_data_is_fashion_mnist_when_installed_else_mnist_with_one_line(monkeypatch,
+                                                                               tmp_path):
+    import vitconv.numeric.train.data as data
+
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path)
+    assert data.default_source() == ("fashion-mnist", None)
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "missing")
+    source, note = data.default_source()
+    assert source is None and "\n" not in note
+    assert "apt-get install dataset-fashion-mnist" in note and "MNIST subset" in note

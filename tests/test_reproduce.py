@@ -1,6 +1,7 @@
 """The experiment runner and its report, on a tiny configuration."""
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from vitconv.numeric.train.data import mnist_split
 from vitconv.numeric.train.experiment import ExperimentConfig, load_results, run_experiment
 from vitconv.numeric.train.loop import TrainConfig
-from vitconv.report.reproduce import summarise, write_results
+from vitconv.report.reproduce import latex, summarise, write_results
 
 TINY = ExperimentConfig(sizes=(250,), seeds=2, ablation_alphas=(4.0,), channels=4, depth=1,
                         train=TrainConfig(steps=6, batch_size=16, eval_every=3,
@@ -210,12 +211,54 @@ def test_holm_decides_the_overall_status():
     assert summary["claim"]["holm_rejected"] == [600, 1800]
 
 
-def test_diverged_runs_are_listed_and_left_out():
+def _diverged(arm: str, size: int, seed: int):
     from vitconv.numeric.train.loop import RunResult
 
-    results = _grid({600: 0.05})
-    results.append(RunResult({"arm": "vit", "size": 600, "seed": 9, "alpha": None},
-                             float("nan"), diverged="loss is nan at step 3"))
+    return RunResult({"arm": arm, "size": size, "seed": seed, "alpha": None}, float("nan"),
+                     diverged="loss is nan at step 3")
+
+
+def test_a_diverged_run_is_listed_left_out_and_leaves_the_claim_undecided():
+    results = _grid({600: 0.05, 6000: 0.05}) + [_diverged("two_phase", 600, 9)]
     summary = summarise(results, 8.0, pool=60_000)
-    assert summary["diverged"] == ["vit-n600-s9"]
-    assert summary["accuracy"]["vit"][600].n == 5
+    assert summary["diverged"] == ["two_phase-n600-s9"]
+    assert summary["accuracy"]["two_phase"][600].n == 5
+    assert summary["claim"]["status"] == "undecided"  # a failure is not left out silently
+    assert "Diverged and left out: two_phase-n600-s9" in summary["claim"]["sentences"][0]
+    # a diverged ConViT run does not touch the claim against the ViT
+    results = _grid({600: 0.05, 6000: 0.05}) + [_diverged("convit", 600, 9)]
+    assert summarise(results, 8.0, pool=60_000)["claim"]["status"] == "verified on data"
+
+
+def test_no_shared_seed_no_vit_arm_and_plentiful_data_are_reported_not_crashed():
+    results = [r for r in _grid({600: 0.05})  # two-phase has seed 0 only, the ViT 1-4
+               if not (r.spec["arm"] == "two_phase" and r.spec["seed"] > 0)
+               and not (r.spec["arm"] == "vit" and r.spec["seed"] == 0)]
+    summary = summarise(results, 8.0, pool=60_000)
+    assert 600 not in summary["differences"]["vit"]
+    assert summary["claim"]["status"] == "not tested" and summary["claim"]["sentences"] == []
+    assert r"\item" not in latex(summary, "fashion-mnist", 250)
+    plenty = summarise(_grid({60_000: -0.05}), 8.0, pool=60_000)["claim"]
+    assert plenty["sentences"][0].startswith(
+        "n = 60000 (100% of the training set), data not scarce (a reference): two-phase behind")
+    assert plenty["status"] == "undecided" and plenty["scarce_sizes"] == []
+
+
+def test_scarce_rounds_as_the_grid_rounds_and_json_has_no_nan(tmp_path):
+    from vitconv.report.reproduce import is_scarce
+
+    cfg = ExperimentConfig()
+    for pool in (1235, 5015, 60_000):
+        tenth = cfg.sizes_for(_Pool(pool))[2]
+        assert is_scarce(tenth, pool) and not is_scarce(pool, pool)
+    results = _grid({600: 0.05})[:3]  # one seed of each arm: intervals without bounds
+    paths = write_results(results, tmp_path, "x", 10, 8.0, pool=60_000)
+    assert "NaN" not in paths["json"].read_text()
+
+
+def test_time_to_accuracy_median_counts_never():
+    from vitconv.report.reproduce import _ratio
+
+    assert _ratio([0.5, math.inf, math.inf]) == "never (2 of 3 never reached)"
+    assert _ratio([0.2, 0.5, math.inf]) == "0.50 (1 of 3 never reached)"
+    assert _ratio([]) == "-"
