@@ -219,14 +219,14 @@ def _diverged(arm: str, size: int, seed: int):
 
 
 def test_a_diverged_run_is_listed_left_out_and_leaves_the_claim_undecided():
-    results = _grid({600: 0.05, 6000: 0.05}) + [_diverged("two_phase", 600, 9)]
+    results = [*_grid({600: 0.05, 6000: 0.05}), _diverged("two_phase", 600, 9)]
     summary = summarise(results, 8.0, pool=60_000)
     assert summary["diverged"] == ["two_phase-n600-s9"]
     assert summary["accuracy"]["two_phase"][600].n == 5
     assert summary["claim"]["status"] == "undecided"  # a failure is not left out silently
     assert "Diverged and left out: two_phase-n600-s9" in summary["claim"]["sentences"][0]
     # a diverged ConViT run does not touch the claim against the ViT
-    results = _grid({600: 0.05, 6000: 0.05}) + [_diverged("convit", 600, 9)]
+    results = [*_grid({600: 0.05, 6000: 0.05}), _diverged("convit", 600, 9)]
     assert summarise(results, 8.0, pool=60_000)["claim"]["status"] == "verified on data"
 
 
