@@ -208,7 +208,7 @@ def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
     )
 
     from vitconv.numeric.train.data import DataError, default_source, load_data
-    from vitconv.numeric.train.experiment import ExperimentConfig, run_experiment
+    from vitconv.numeric.train.experiment import run_experiment
     from vitconv.report.reproduce import folder_name, provenance, write_results
 
     device = _device(args.device)
@@ -226,7 +226,8 @@ def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
     preset = _preset(args, device)
     out_dir = args.out / folder_name(split, cfg, preset, device=device,
                                      user_data=_user_data(source))
-    console.print(f"preset: {preset}" + ("" if cfg == ExperimentConfig.preset(preset) else
+    made = provenance(cfg, preset)
+    console.print(f"preset: {preset}" + ("" if made["is_preset"] else
                                          ", changed on the command line (a folder of its own)"))
     console.print(f"{len(runs)} runs on {split.name} ({len(split.train_labels)} training, "
                   f"{len(split.test_labels)} test images), {cfg.train.steps} steps each; "
@@ -254,7 +255,7 @@ def cmd_reproduce(args: argparse.Namespace, console: Console) -> int:
     try:
         paths = write_results(results, out_dir, split.name, cfg.train.steps, cfg.train.alpha,
                               cfg.train.eval_every, pool=len(split.train_labels),
-                              provenance=provenance(cfg, preset))
+                              provenance=made)
     except (ValueError, KeyError, OSError) as err:  # the runs stay: a rerun only reports
         console.print(f"[red]vitconv reproduce: the runs finished but the report failed: "
                       f"{type(err).__name__}: {err}[/]")

@@ -98,9 +98,8 @@ def summarise(results: list[RunResult], alpha_default: float, pool: int | None =
     summary = {"sizes": sizes, "arms": arms, "accuracy": acc, "differences": diffs,
                "detectable": detectable, "p_values": p_values, "throughput": throughput,
                "time_to_accuracy": tta, "alpha": gap,
-               "diverged": sorted(RunSpec(**r.spec).id for r in results if r.diverged),
-               "diverged_specs": [{**r.spec, "id": RunSpec(**r.spec).id}
-                                  for r in results if r.diverged and r.spec["alpha"] is None]}
+               "diverged": sorted((RunSpec(**r.spec) for r in results if r.diverged),
+                                  key=lambda spec: spec.id)}
     summary["claim"] = claim_status(summary, pool)
     return summary
 
@@ -155,7 +154,7 @@ def claim_status(summary: dict, pool: int | None) -> dict:
     beside it, without an overall status.
     """
     vit, convit = summary["differences"].get("vit", {}), summary["differences"].get("convit", {})
-    diverged = summary.get("diverged_specs", [])
+    diverged = [spec for spec in summary["diverged"] if spec.alpha is None]  # main grid
     sentences, scarce = [], []
     for n in summary["sizes"]:
         if n not in vit:
@@ -174,14 +173,14 @@ def claim_status(summary: dict, pool: int | None) -> dict:
         if n in convit:
             text += (f". Against ConViT: {_interval_text(convit[n])}, "
                      f"{_direction(convit[n])}")
-        lost = [s["id"] for s in diverged if s["size"] == n]
+        lost = [spec.id for spec in diverged if spec.size == n]
         if lost:
             text += f". Diverged and left out: {', '.join(lost)}"
         sentences.append(text + ".")
     rejected = holm({n: summary["p_values"]["vit"][n] for n in scarce})
     signs = {vit[n].mean > 0 for n in rejected}
-    failed = [s["id"] for s in diverged
-              if s["arm"] in ("two_phase", "vit") and is_scarce(s["size"], pool)]
+    failed = [spec.id for spec in diverged
+              if spec.arm in ("two_phase", "vit") and is_scarce(spec.size, pool)]
     if not vit:
         status = "not tested"
     elif failed:
@@ -192,7 +191,7 @@ def claim_status(summary: dict, pool: int | None) -> dict:
     runs = sum(iv.n for by_size in summary["accuracy"].values() for iv in by_size.values())
     return {"claim": CLAIM, "status": status, "sentences": sentences,
             "scarce_sizes": scarce, "holm_rejected": sorted(rejected), "runs": runs,
-            "diverged": [s["id"] for s in diverged]}
+            "diverged": [spec.id for spec in diverged]}
 
 
 def _time_to_accuracy(table: dict, sizes: list[int]) -> dict:
@@ -264,7 +263,7 @@ def markdown(summary: dict, data_name: str, steps: int, eval_every: int) -> str:
     lines += [f"* {sentence}" for sentence in claim["sentences"]]
     if summary["diverged"]:
         lines += ["", f"Diverged (non-finite loss; left out, pairs with them too): "
-                      f"{', '.join(summary['diverged'])}."]
+                      f"{', '.join(spec.id for spec in summary['diverged'])}."]
     lines += ["",
              f"Same optimiser, augmentation and budget ({steps} steps of 64 images) for every "
              "arm; intervals are 95% t-intervals over seeds (paired by seed and subset for "
@@ -370,8 +369,8 @@ arm & {head}\\\midrule
 
 def _jsonable(summary: dict) -> dict:
     def conv(v):
-        if isinstance(v, Interval):
-            return conv(asdict(v))
+        if isinstance(v, Interval | RunSpec):
+            return conv(asdict(v)) if isinstance(v, Interval) else v.id
         if isinstance(v, dict):
             return {str(k): conv(x) for k, x in v.items()}
         if isinstance(v, list):
