@@ -77,6 +77,10 @@ class RelativeMultiheadAttention(nn.Module):
         channel_groups: value and output weights block diagonal over these channel groups
             (:class:`~numeric.grouped_linear.GroupedLinear`; a grouped convolution's form);
             ``None``: dense ``nn.Linear`` weights.
+        projections: ``(value, output)`` modules to use instead of fresh ones (``None``
+            for either: a fresh one), e.g. a :class:`~numeric.selection.Selection` where a
+            factor of the construction is a 0/1 selection; their sizes must fit
+            (``d_in -> sum(value_dims) -> d_out``).
 
     Besides the learnable table ``rel_bias`` (``(H, hi_h-lo_h+1, hi_w-lo_w+1)``), the buffer
     ``rel_mask`` marks offsets a head may attend to; a masked score is ``-inf`` (hard
@@ -93,6 +97,7 @@ class RelativeMultiheadAttention(nn.Module):
         offset_range: tuple[tuple[int, int], tuple[int, int]] = ((-1, 1), (-1, 1)),
         *,
         channel_groups: ChannelGroups | None = None,
+        projections: tuple[nn.Module | None, nn.Module | None] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -114,9 +119,10 @@ class RelativeMultiheadAttention(nn.Module):
         heads, total = len(self.value_dims), sum(self.value_dims)
         self.query = nn.Linear(dim_in, heads * key_dim, **kw)
         self.key = nn.Linear(dim_in, heads * key_dim, **kw)
+        value, output = projections or (None, None)
         if channel_groups is None or channel_groups.groups == 1:
-            self.value: nn.Module = nn.Linear(dim_in, total, **kw)
-            self.output: nn.Module = nn.Linear(total, dim_out, **kw)
+            value = nn.Linear(dim_in, total, **kw) if value is None else value
+            output = nn.Linear(total, dim_out, **kw) if output is None else output
         else:
             G = channel_groups.groups
             if any(d % G for d in self.value_dims):
@@ -131,8 +137,15 @@ class RelativeMultiheadAttention(nn.Module):
                                  f"{channel_groups.in_channels}, "
                                  f"{channel_groups.out_channels} channels")
             features = GroupedShape(total // G, 1)
-            self.value = GroupedLinear(G, tokens_in, features, **kw)
-            self.output = GroupedLinear(G, features, tokens_out, **kw)
+            if value is None:
+                value = GroupedLinear(G, tokens_in, features, **kw)
+            if output is None:
+                output = GroupedLinear(G, features, tokens_out, **kw)
+        sizes = [(m.in_features, m.out_features) for m in (value, output)]
+        if sizes != [(dim_in, total), (total, dim_out)]:
+            raise ValueError(f"projections map {sizes}; this layer needs "
+                             f"{[(dim_in, total), (total, dim_out)]}")
+        self.value, self.output = value, output
         table = (heads, hi_h - lo_h + 1, hi_w - lo_w + 1)
         self.rel_bias = nn.Parameter(torch.zeros(table, **kw))
         self.register_buffer("rel_mask", torch.ones(table, dtype=torch.bool, device=device))

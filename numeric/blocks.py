@@ -74,10 +74,44 @@ class Factorization:
     every entry of the product is one entry of ``M`` times 1: the identity holds exactly
     in rationals and in every floating-point format, and the layer's rounding can be
     bounded from the kernel alone (``vitconv.numeric.tolerances``).
+
+    Only the entries of ``M`` are stored (``kept``) with where the selection's ones are
+    (``index``); ``value`` and ``output`` form the dense factors on request, so a layer
+    that stores the selection as indices (``vitconv.numeric.selection``) never forms it.
     """
 
-    value: torch.Tensor   # (d_in, width), or (groups, d_in, width) per channel group
-    output: torch.Tensor  # (width, d_out), or (groups, width, d_out)
+    kept: torch.Tensor   # selects == "output": columns ``index`` of M, ([G,] d_in, r);
+    #                      selects == "value": rows ``index`` of M, ([G,] r, d_out)
+    index: torch.Tensor  # (r,) int64
+    selects: str         # the factor that is the selection: "output" or "value"
+    size: int            # the selection's other side: d_out ("output") or d_in ("value")
+
+    @property
+    def width(self) -> int:
+        return len(self.index)
+
+    def _selection(self) -> torch.Tensor:
+        lead = self.kept.shape[:-2]
+        eye = torch.eye(self.size, dtype=self.kept.dtype, device=self.kept.device)
+        chosen = eye[self.index] if self.selects == "output" else eye[:, self.index]
+        return chosen.expand(*lead, *chosen.shape)
+
+    @property
+    def value(self) -> torch.Tensor:   # (d_in, width), or (groups, d_in, width)
+        return self.kept if self.selects == "output" else self._selection()
+
+    @property
+    def output(self) -> torch.Tensor:  # (width, d_out), or (groups, width, d_out)
+        return self._selection() if self.selects == "output" else self.kept
+
+
+@dataclass(frozen=True)
+class Factors:
+    """``value @ output`` given densely, neither a selection (zero-padded factors)."""
+
+    value: torch.Tensor
+    output: torch.Tensor
+    selects = None
 
     @property
     def width(self) -> int:
@@ -98,7 +132,7 @@ def factorize(M: torch.Tensor) -> Factorization:
     factorisation needs) and equals it for the blocks of a generic kernel, whose nonzero
     pattern is what limits the rank. The work is linear in the size of ``M`` (no SVD), the
     result is the same on every machine and thread count, and it keeps ``M``'s dtype and
-    device.
+    device. When every column (row) is kept, ``kept`` is ``M`` itself, not a copy.
     """
     nonzero = M != 0
     if M.ndim == 3:
@@ -106,13 +140,8 @@ def factorize(M: torch.Tensor) -> Factorization:
     rows = nonzero.any(1).nonzero().flatten()
     cols = nonzero.any(0).nonzero().flatten()
     d_in, d_out = M.shape[-2:]
-    lead = M.shape[:-2]
     if len(cols) <= len(rows):
-        value = M[..., cols]                                                 # (d_in, r)
-        output = torch.eye(d_out, dtype=M.dtype, device=M.device)[cols]      # (r, d_out)
-        output = output.expand(*lead, *output.shape)
-    else:
-        value = torch.eye(d_in, dtype=M.dtype, device=M.device)[:, rows]     # (d_in, r)
-        value = value.expand(*lead, *value.shape)
-        output = M[..., rows, :]                                             # (r, d_out)
-    return Factorization(value, output)
+        kept = M if len(cols) == d_out else M[..., cols]                     # (d_in, r)
+        return Factorization(kept, cols, "output", d_out)
+    kept = M if len(rows) == d_in else M[..., rows, :]                       # (r, d_out)
+    return Factorization(kept, rows, "value", d_in)

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitconv.numeric.attention import DEFAULT_KEY_DIM, RelativeMultiheadAttention, tracing
-from vitconv.numeric.blocks import Factorization, factorize, group_blocks
+from vitconv.numeric.blocks import Factorization, Factors, factorize, group_blocks
 from vitconv.numeric.convertible import check_convertible, conv_geometry
-from vitconv.numeric.grouped_linear import ChannelGroups
+from vitconv.numeric.grouped_linear import ChannelGroups, GroupedShape
 from vitconv.numeric.patches import frame_image, patchify, unpatchify
+from vitconv.numeric.selection import Selection
 from vitconv.theory.geometry import PADDING_MODES, ConvGeometry
 
 
@@ -41,7 +42,9 @@ class ConstructionRecord:
     per head), ``support`` (the most offsets one head attends to) and ``log_range`` (the
     largest ``|log p|`` of the attention probabilities; 0 for hard heads), ``value_groups``
     (the channel groups the value and output weights are block diagonal over: the
-    convolution's ``groups`` for the plan construction, 1 for dense weights).
+    convolution's ``groups`` for the plan construction, 1 for dense weights), ``selection``
+    (``"value"`` or ``"output"``: that projection is stored as the 0/1 selection it is,
+    :class:`~numeric.selection.Selection`; ``None``: both are ordinary dense weights).
     """
 
     heads: str
@@ -53,6 +56,7 @@ class ConstructionRecord:
     support: int = 1
     log_range: float = 0.0
     value_groups: int = 1
+    selection: str | None = None
 
 
 def plan_offset_range(plan: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -75,6 +79,8 @@ class ConvAttention(nn.Module):
             construction (``as_attention`` passes it).
         value_groups: split the value and output weights into this many channel groups
             (block diagonal, ``vitconv.numeric.grouped_linear``); must divide both channel counts.
+        projections: ``(value, output)`` modules to use instead of fresh ones (see
+            ``RelativeMultiheadAttention``).
 
     ``forward(x)`` maps ``(B, C_in, H, W)`` (``H``, ``W`` multiples of the patch size) to
     the convolution's output shape ``(B, C_out, H_out, W_out)``. Attributes: ``num_heads``,
@@ -96,6 +102,7 @@ class ConvAttention(nn.Module):
         dtype: torch.dtype | None = None,
         construction: ConstructionRecord | None = None,
         value_groups: int = 1,
+        projections: tuple[nn.Module | None, nn.Module | None] | None = None,
     ) -> None:
         super().__init__()
         if padding_mode not in PADDING_MODES:
@@ -111,7 +118,7 @@ class ConvAttention(nn.Module):
             offset_range or plan_offset_range(self.offsets),
             channel_groups=ChannelGroups(value_groups, geometry.in_channels,
                                          geometry.out_channels),
-            device=device, dtype=dtype)
+            projections=projections, device=device, dtype=dtype)
 
     @property
     def patch_size(self) -> int:
@@ -247,6 +254,7 @@ def as_attention(
     heads: str = "plan",
     value_dims: int | Sequence[int] | None = None,
     offset_range: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    compact: bool = False,
 ) -> ConvAttention:
     """The construction theorem (docs/theory.md §3.2): an attention layer equal to ``conv``.
 
@@ -269,6 +277,12 @@ def as_attention(
             a fixed shape, whatever the kernel's ranks).
         offset_range: the bias table's range (default: the plan plus a border); a wider
             table lets later training attend anywhere.
+        compact: store the factor that is a 0/1 selection as indices
+            (:class:`~numeric.selection.Selection`: same function, about half the weights
+            on pixel tokens) when every head's selection is on the same side, with
+            ``heads="plan"`` and no ``value_dims``. That projection's ones are then fixed
+            (its bias stays trainable): for inference; ``False`` (default) keeps both
+            projections ordinary trainable weights.
     Returns:
         A :class:`ConvAttention` on the conv's device and dtype; with ``heads="plan"`` one
         head per offset of the plan, head ``h`` of value width ``rank(M_{delta_h})``.
@@ -281,6 +295,11 @@ def as_attention(
     check_convertible(conv)
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
         raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+    if not isinstance(compact, bool):
+        raise ValueError(f"compact must be a bool, got {compact!r}")
+    if compact and (heads != "plan" or value_dims is not None):
+        raise ValueError("compact=True applies to heads='plan' without value_dims (padded or "
+                         "mixed factors are no selection)")
     if max_heads is not None and (isinstance(max_heads, bool) or not isinstance(max_heads, int)
                                   or max_heads < 1):
         raise ValueError(f"max_heads must be a positive int or None, got {max_heads!r}")
@@ -311,15 +330,17 @@ def as_attention(
             raise ValueError(f"value_dims {tuple(widths)} must be multiples of the "
                              f"convolution's groups={groups}")
         factors = [pad_factor(f, w // groups) for f, w in zip(factors, widths, strict=True)]
+    sides = {f.selects for f in factors}
+    selection = sides.pop() if compact and len(sides) == 1 else None
     record = ConstructionRecord("plan", geometry, conv.padding_mode, geometry.head_plan(),
                                 alpha, tuple(groups * f.width for f in factors),
-                                value_groups=groups)
+                                value_groups=groups, selection=selection)
     module = _content_free_module(conv, record, factors, key_dim, offset_range)
     module.attention.select_offsets(record.head_plan, alpha)
     return module
 
 
-def pad_factor(f: Factorization, width: int) -> Factorization:
+def pad_factor(f: Factorization, width: int) -> Factors:
     """The same product ``value @ output`` with inner width ``width`` (zero columns/rows).
 
     Raises:
@@ -332,36 +353,73 @@ def pad_factor(f: Factorization, width: int) -> Factorization:
     lead = f.value.shape[:-2]
     value = torch.cat([f.value, f.value.new_zeros(*lead, f.value.shape[-2], extra)], dim=-1)
     output = torch.cat([f.output, f.output.new_zeros(*lead, extra, f.output.shape[-1])], dim=-2)
-    return Factorization(value, output)
+    return Factors(value, output)
 
 
 def _content_free_module(conv: nn.Conv2d, record: ConstructionRecord,
-                         factors: list[Factorization], key_dim: int,
+                         factors: list[Factorization] | list[Factors], key_dim: int,
                          offset_range=None) -> ConvAttention:
     """A :class:`ConvAttention` with zero queries/keys, ``W_V^h W_O^h`` from ``factors``
-    and ``b_O = beta``; the caller sets where each head attends."""
+    and ``b_O = beta``; the caller sets where each head attends. With
+    ``record.selection`` set, that projection is a :class:`Selection` of the factors'
+    indices and only the other holds weights."""
     weight = conv.weight
     geometry = record.geometry
+    projections = (None, None)
+    if record.selection is not None:
+        chosen = _selection(record, factors, weight.device, weight.dtype)
+        projections = (chosen, None) if record.selection == "value" else (None, chosen)
     module = ConvAttention(geometry, conv.padding_mode, record.value_dims, key_dim=key_dim,
                            offset_range=offset_range, device=weight.device,
                            dtype=weight.dtype, construction=record,
-                           value_groups=record.value_groups)
+                           value_groups=record.value_groups, projections=projections)
     att = module.attention
     for layer in (att.query, att.key):
         layer.weight.zero_()
         layer.bias.zero_()
-    # Stacks (groups, ., .) of per-group factors, or single matrices for dense weights.
-    value = torch.cat([f.value for f in factors], dim=-1)        # ([G,] d_in, R)
-    output = torch.cat([f.output for f in factors], dim=-2)      # ([G,] R, d_out)
-    if record.value_groups == 1 and value.ndim == 3:
-        value, output = value[0], output[0]
-    att.value.weight.copy_(value.transpose(-1, -2))
+    # Each head's factor goes straight into its slice of the weights (no concatenated copy):
+    # stacks (groups, ., .) of per-group factors into a GroupedLinear, whose weight is
+    # (groups, out, in); single matrices, or stacks of one group, into an nn.Linear.
+    start = 0
+    for f in factors:
+        heads = slice(start, start + f.width)
+        if record.selection != "value":
+            _copy_block(att.value.weight, (heads, slice(None)), f.value.transpose(-1, -2))
+        if record.selection != "output":
+            _copy_block(att.output.weight, (slice(None), heads), f.output.transpose(-1, -2))
+        start += f.width
     att.value.bias.zero_()
-    att.output.weight.copy_(output.transpose(-1, -2))
     pixels = geometry.rows.out_patch * geometry.cols.out_patch
     bias = conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels)
     att.output.bias.copy_(bias.detach().repeat(pixels))  # beta, in (u, v, o) order
     return module
+
+
+def _copy_block(weight: torch.Tensor, block: tuple[slice, slice], part: torch.Tensor) -> None:
+    """``weight[..., rows, cols] = part``, for a dense ``(out, in)`` weight (``part`` may be
+    a stack of one group) or a grouped ``(groups, out, in)`` one."""
+    if weight.ndim == 2 and part.ndim == 3:
+        part = part[0]
+    weight[(Ellipsis, *block)].copy_(part)
+
+
+def _selection(record: ConstructionRecord, factors: list[Factorization],
+               device: torch.device, dtype: torch.dtype) -> Selection:
+    """The selection factor of every head as one :class:`Selection` over the layer's
+    features: value features are ``(slot, group)`` with the heads' slots in order
+    (``vitconv.numeric.grouped_linear``'s layout), so slot ``s`` of group ``g`` reads (or
+    writes) the token entry of group ``g`` at the factors' local index ``s``."""
+    g = record.geometry
+    G = record.value_groups
+    total = sum(record.value_dims)
+    local = torch.cat([f.index for f in factors]).cpu()                # (total // G,)
+    if record.selection == "value":
+        token = GroupedShape(g.patch_size**2, g.in_channels // G)
+        index = token.index(G)[:, local].T.reshape(-1)                   # (total,)
+        return Selection(g.token_dim_in, total, index, "gather", device=device, dtype=dtype)
+    token = GroupedShape(g.rows.out_patch * g.cols.out_patch, g.out_channels // G)
+    index = token.index(G)[:, local].T.reshape(-1)
+    return Selection(total, g.token_dim_out, index, "scatter", device=device, dtype=dtype)
 
 
 def _minimal_attention(conv: nn.Conv2d, geometry: ConvGeometry, max_heads: int | None,

@@ -17,8 +17,14 @@ from torch import nn
 from vitconv.numeric.attention import DEFAULT_KEY_DIM
 from vitconv.numeric.conv_attention import as_attention
 from vitconv.numeric.convertible import check_convertible, conv_geometry
+from vitconv.theory.construction import structural_weights
 
 DEFAULT_MAX_HEADS = 9  # the paper's budget: every kernel reaching one patch past its own
+# Stored kernel entries a layer may take, in multiples of its kernel's own size, before the
+# patch choice prefers weights to heads. The patch a kernel needs for 9 heads stores up to
+# about 33x (7x7 at P = 4; 3x3 at P = 1: 1x); a patch forced larger by the map's size costs
+# far more (a 5x5 kernel on a 7x7 map: P = 7, 237x), where 25 heads at P = 1 store 1x.
+DEFAULT_MAX_WEIGHT_RATIO = 64.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class LayerPlan:
     input_sizes: tuple[tuple[int, int], ...]
     patch_size: int
     num_heads: int
+    weights: int = 0  # kernel entries stored (theory.construction.structural_weights)
 
 
 def patch_candidates(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...]) -> list[int]:
@@ -40,9 +47,16 @@ def patch_candidates(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...]) -> lis
 
 
 def choose_patch_size(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...],
-                      max_heads: int = DEFAULT_MAX_HEADS) -> int:
-    """The smallest admissible patch size needing at most ``max_heads`` heads; when none
-    does, the one with the fewest heads (the smallest such on ties).
+                      max_heads: int = DEFAULT_MAX_HEADS,
+                      max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO) -> int:
+    """The admissible patch size weighing heads against weights.
+
+    ``affordable``: the sizes whose construction stores at most ``max_weight_ratio`` times
+    the kernel's entries (``structural_weights``; the smallest admissible size usually
+    stores about 1x). The choice is the smallest affordable size needing at most
+    ``max_heads`` heads; when none does, the affordable size with the fewest heads (the
+    smallest such on ties); when none is affordable, the size storing the fewest entries.
+    ``max_weight_ratio=inf`` lets heads alone decide.
 
     Raises:
         ValueError: if no patch size divides the input and is a multiple of the stride.
@@ -51,9 +65,16 @@ def choose_patch_size(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...],
     if not candidates:
         raise ValueError(f"no patch size divides the input sizes {sizes} and is a multiple "
                          f"of stride={conv.stride}")
-    heads = {P: conv_geometry(conv, P).num_heads for P in candidates}
-    within = [P for P in candidates if heads[P] <= max_heads]
-    return within[0] if within else min(candidates, key=lambda P: (heads[P], P))
+    geometries = {P: conv_geometry(conv, P) for P in candidates}
+    heads = {P: g.num_heads for P, g in geometries.items()}
+    weights = {P: structural_weights(g) for P, g in geometries.items()}
+    affordable = [P for P in candidates if weights[P] <= max_weight_ratio * conv.weight.numel()]
+    within = [P for P in affordable if heads[P] <= max_heads]
+    if within:
+        return within[0]
+    if affordable:
+        return min(affordable, key=lambda P: (heads[P], P))
+    return min(candidates, key=lambda P: (weights[P], heads[P], P))
 
 
 @torch.no_grad()
@@ -72,6 +93,28 @@ def _record_input_sizes(model: nn.Module, example_input: torch.Tensor,
             h.remove()
         for m, training in modes.items():
             m.train(training)
+    return sizes
+
+
+def _sizes_on_a_copy(model: nn.Module, example_input: torch.Tensor,
+                     convs: Mapping[str, nn.Conv2d]) -> dict[str, set[tuple[int, int]]]:
+    """What :func:`_record_input_sizes` records, from a run of a copy of ``model`` that
+    shares its parameters (the copy's modules, hooks and buffers are its own; the weights,
+    most of the memory, are not copied).
+
+    Raises:
+        RuntimeError: the forward wrote into a parameter (then ``model``'s own).
+    """
+    shared: dict[int, object] = {id(p): p for p in model.parameters()}
+    versions = {name: p._version for name, p in model.named_parameters()}
+    replica = copy.deepcopy(model, shared)
+    copies = {name: m for name, m in replica.named_modules() if name in convs}
+    sizes = _record_input_sizes(replica, example_input, copies)
+    changed = [name for name, p in model.named_parameters() if p._version != versions[name]]
+    if changed:
+        raise RuntimeError(f"the model's forward wrote into its parameters {changed} while "
+                           "convert_model ran it to see the input sizes; give patch_size "
+                           "for every layer, or convert a copy")
     return sizes
 
 
@@ -99,6 +142,8 @@ def plan_conversion(
     patch_size: int | Mapping[str, int] | None = None,
     *,
     max_heads: int = DEFAULT_MAX_HEADS,
+    max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
+    on_copy: bool = False,
 ) -> tuple[LayerPlan, ...]:
     """A patch size for every ``nn.Conv2d`` of ``model`` (by module name).
 
@@ -106,6 +151,10 @@ def plan_conversion(
         patch_size: one size for every layer, a mapping ``{module name: size}`` overriding
             the choice per layer, or ``None`` to choose each by :func:`choose_patch_size`
             from the input sizes seen on ``example_input``.
+        max_heads, max_weight_ratio: guide :func:`choose_patch_size`; never refuse a layer.
+        on_copy: run a copy instead of ``model`` itself (:func:`_sizes_on_a_copy`: its own
+            modules, hooks and buffers, ``model``'s parameters), so that ``model`` is not
+            even run.
     Raises:
         TypeError: a ``Conv2d`` subclass with its own ``forward`` (named).
         ValueError: a mapping names no convolution, or a layer not reached by
@@ -114,6 +163,10 @@ def plan_conversion(
     _check_patch_size_argument(patch_size)
     if isinstance(max_heads, bool) or not isinstance(max_heads, int) or max_heads < 1:
         raise ValueError(f"max_heads must be a positive int, got {max_heads!r}")
+    if (isinstance(max_weight_ratio, bool) or not isinstance(max_weight_ratio, int | float)
+            or not max_weight_ratio >= 1):
+        raise ValueError(f"max_weight_ratio must be a number >= 1 (the kernel's own size; "
+                         f"inf: heads alone decide), got {max_weight_ratio!r}")
     if not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a torch.Tensor, got "
                         f"{type(example_input).__name__}")
@@ -127,7 +180,8 @@ def plan_conversion(
     unknown = sorted(set(overrides) - set(convs))
     if unknown:
         raise ValueError(f"patch_size names layers that are not Conv2d modules: {unknown}")
-    sizes = _record_input_sizes(model, example_input, convs)
+    sizes = (_sizes_on_a_copy(model, example_input, convs) if on_copy
+             else _record_input_sizes(model, example_input, convs))
     plans = []
     for name, conv in convs.items():
         seen = tuple(sorted(sizes[name]))
@@ -139,8 +193,9 @@ def plan_conversion(
             raise ValueError(f"layer {name!r} did not run on example_input; give its patch "
                              "size in patch_size={name: size}")
         else:
-            P = choose_patch_size(conv, seen, max_heads)
-        plans.append(LayerPlan(name, seen, P, conv_geometry(conv, P).num_heads))
+            P = choose_patch_size(conv, seen, max_heads, max_weight_ratio)
+        geometry = conv_geometry(conv, P)
+        plans.append(LayerPlan(name, seen, P, geometry.num_heads, structural_weights(geometry)))
     return tuple(plans)
 
 
@@ -151,35 +206,46 @@ def convert_model(
     *,
     alpha: float | None = None,
     max_heads: int = DEFAULT_MAX_HEADS,
+    max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
     key_dim: int | None = None,
+    compact: bool | None = None,
 ) -> nn.Module:
     """A copy of ``model`` with every ``nn.Conv2d`` replaced by ``as_attention`` of it.
 
     ``key_dim`` (query/key width per head) defaults to 1 with hard masks (``alpha=None``:
     each head's mask keeps one key, so its scores can never change the output and wider
     zero queries and keys would only cost memory) and to 8 with a finite gap, where the
-    scores are trainable.
+    scores are trainable. ``compact`` (default: with hard masks) stores each layer's 0/1
+    selection factor as indices where ``as_attention`` can (see there): the same function
+    in about half the weights, with that factor fixed; ``compact=False`` gives ordinary
+    dense, fully trainable projections.
 
     The patch size of each layer is chosen by :func:`plan_conversion` (see there for
-    ``patch_size`` and ``max_heads``, which guides the choice but never refuses a layer).
-    Shared convolutions stay shared. The original model is not modified, not even run.
+    ``patch_size``, ``max_heads`` and ``max_weight_ratio``, which guide the choice but never
+    refuse a layer).
+    Shared convolutions stay shared. The original model is not modified, not even run: the
+    plan runs on a copy that shares its parameters (so the weights are not copied for it).
+    Nor are the convolutions' weights copied into the result: each is read once into its
+    attention layer, which takes its place in the copy. Peak memory is about the model
+    plus the converted network plus one layer's blocks.
     The returned copy carries its plan as ``conversion_plan``.
     """
-    converted = copy.deepcopy(model)
-    plans = plan_conversion(converted, example_input, patch_size, max_heads=max_heads)
+    if compact is not None and not isinstance(compact, bool):
+        raise ValueError(f"compact must be None or a bool, got {compact!r}")
+    compact = alpha is None if compact is None else compact
+    plans = plan_conversion(model, example_input, patch_size, max_heads=max_heads,
+                            max_weight_ratio=max_weight_ratio, on_copy=True)
     width = key_dim if key_dim is not None else (1 if alpha is None else DEFAULT_KEY_DIM)
-    modules = dict(converted.named_modules())
-    replacement = {}
+    modules = dict(model.named_modules())
+    # deepcopy consults the memo first: every convolution is replaced by its attention
+    # layer in the copy, shared ones by one shared layer, and its weight is never copied.
+    memo: dict[int, object] = {}
     for plan in plans:
         conv = modules[plan.name]
-        attn = as_attention(conv, plan.patch_size, alpha=alpha, key_dim=width)
-        replacement[id(conv)] = attn.train(conv.training)
-    if id(converted) in replacement:  # the model is itself a single convolution
-        converted = replacement[id(converted)]
-    for parent in list(converted.modules()):
-        # _modules, not named_children(): the latter skips a module's second reference.
-        for child_name, child in list(parent._modules.items()):
-            if child is not None and id(child) in replacement:
-                setattr(parent, child_name, replacement[id(child)])
+        if id(conv) not in memo:
+            attn = as_attention(conv, plan.patch_size, alpha=alpha, key_dim=width,
+                                compact=compact)
+            memo[id(conv)] = attn.train(conv.training)
+    converted = copy.deepcopy(model, memo)
     converted.conversion_plan = plans
     return converted

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vitconv.numeric.selection import Selection
+
 
 @dataclass(frozen=True)
 class GroupedShape:
@@ -119,12 +121,14 @@ class GroupedLinear(nn.Module):
 
 
 def weight_matrix(layer: nn.Module) -> torch.Tensor:
-    """The dense ``(out, in)`` weight of an ``nn.Linear`` or a :class:`GroupedLinear`."""
-    if isinstance(layer, GroupedLinear):
+    """The dense ``(out, in)`` weight of an ``nn.Linear``, a :class:`GroupedLinear` or a
+    :class:`~numeric.selection.Selection`."""
+    if isinstance(layer, GroupedLinear | Selection):
         return layer.dense_weight()
     if isinstance(layer, nn.Linear):
         return layer.weight
-    raise TypeError(f"expected nn.Linear or GroupedLinear, got {type(layer).__name__}")
+    raise TypeError(f"expected nn.Linear, GroupedLinear or Selection, got "
+                    f"{type(layer).__name__}")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,17 @@
 """Whole networks: every Conv2d replaced, logits unchanged (published CNNs, random weights)."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from vitconv.numeric import as_attention, convert_model, plan_conversion
+from vitconv.numeric.blocks import factorize, group_blocks
 from vitconv.numeric.conv_attention import ConvAttention
 from vitconv.numeric.convert import choose_patch_size
+from vitconv.numeric.convertible import conv_geometry
+from vitconv.theory.construction import structural_weights
 
 pytorchcv = pytest.importorskip("pytorchcv")
 
@@ -62,9 +67,49 @@ def test_patch_choice_rule():
 
 def test_patch_choice_falls_back_to_fewest_heads():
     conv = nn.Conv2d(1, 1, 9, padding=4)
-    assert choose_patch_size(conv, ((6, 6),)) == 6  # 9 heads need P >= 4; only 6 divides 6
-    assert choose_patch_size(conv, ((5, 5),)) == 5  # P = 5: r = 4 <= 5, 9 heads
-    assert choose_patch_size(nn.Conv2d(1, 1, 9, padding=4), ((7, 7),)) == 7
+    heads_only = math.inf  # weights never decide
+    assert choose_patch_size(conv, ((6, 6),), max_weight_ratio=heads_only) == 6  # only 6
+    assert choose_patch_size(conv, ((5, 5),), max_weight_ratio=heads_only) == 5  # r = 4 <= 5
+    assert choose_patch_size(conv, ((7, 7),), max_weight_ratio=heads_only) == 7
+
+
+def test_patch_choice_weighs_weights_against_heads():
+    # A 5x5 depthwise kernel on a 7x7 map (efficientnet_b0's last stage): 9 heads need
+    # P = 7, whose blocks store 237x the kernel; 25 heads at P = 1 store it once.
+    depthwise = nn.Conv2d(16, 16, 5, padding=2, groups=16)
+    assert choose_patch_size(depthwise, ((7, 7),)) == 1
+    assert choose_patch_size(depthwise, ((14, 14),)) == 2           # 9 heads at 5.8x
+    assert choose_patch_size(depthwise, ((7, 7),), max_weight_ratio=math.inf) == 7
+    # 9x9 on a 6x6 map: P = 6 stores 87x; of the affordable sizes, 2 and 3 need the fewest
+    # heads (25), the smaller wins.
+    assert choose_patch_size(nn.Conv2d(1, 1, 9, padding=4), ((6, 6),)) == 2
+    # None affordable: the fewest stored entries (3x3 stride 2 at P = 2 stores 1.8x).
+    strided = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+    assert choose_patch_size(strided, ((8, 8),), max_weight_ratio=1) == 2
+    plan = plan_conversion(nn.Sequential(depthwise), torch.zeros(1, 16, 7, 7))[0]
+    assert (plan.patch_size, plan.num_heads, plan.weights) == (1, 25, depthwise.weight.numel())
+    for bad in (0.5, float("nan"), True, "8"):
+        with pytest.raises(ValueError, match="max_weight_ratio"):
+            plan_conversion(nn.Sequential(depthwise), torch.zeros(1, 16, 7, 7),
+                            max_weight_ratio=bad)
+
+
+@pytest.mark.parametrize("spec", [
+    dict(in_channels=3, out_channels=5, kernel_size=3, padding=1),
+    dict(in_channels=6, out_channels=4, kernel_size=(5, 3), stride=2, padding=1, groups=2),
+    dict(in_channels=4, out_channels=4, kernel_size=7, stride=2, padding=3, dilation=1),
+    dict(in_channels=4, out_channels=8, kernel_size=3, dilation=2, padding=2, groups=4),
+    dict(in_channels=8, out_channels=4, kernel_size=1, stride=2),
+])
+@pytest.mark.parametrize("P", [2, 4])
+def test_structural_weights_count_the_stored_factor(spec, P):
+    """The patch choice's cost is what the construction stores: for a generic kernel, the
+    entries of M_delta's kept factor summed over heads, counted from the geometry alone."""
+    conv = nn.Conv2d(**spec)
+    geometry = conv_geometry(conv, P)
+    blocks = group_blocks(conv.weight.detach(), geometry)
+    stored = sum(factorize(blocks[d]).kept.numel() for d in geometry.head_plan())
+    assert structural_weights(geometry) == stored
 
 
 def test_shared_convolution_stays_shared_and_model_may_be_a_conv():

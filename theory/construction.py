@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import product
 
 import sympy as sp
 
@@ -57,6 +58,40 @@ def structural_widths(geom: ConvGeometry) -> tuple[int, ...]:
         writes = len({bt.out_pixel for bt in taps})
         widths.append(min(reads * geom.in_channels, writes * geom.out_channels))
     return tuple(widths)
+
+
+def structural_weights(geom: ConvGeometry) -> int:
+    """Kernel entries the construction stores for a generic kernel: per head and channel
+    group, the factor of ``M_delta`` that is not a selection
+    (``vitconv.numeric.blocks.factorize``): its kept columns over the whole input token
+    (``P^2 C_in/groups`` rows) when the output pixels written are fewer than the input
+    pixels read, else its kept rows over the whole output token. The 0/1 selection factor
+    is stored as indices (``vitconv.numeric.selection``) or, densely, adds as much again at
+    most. At ``P = 1`` and stride 1 this is the kernel's own size; it grows with ``P``, since
+    zero rows inside a block are stored too.
+
+    The taps of :func:`block_taps` are a product of the two axes' placements, so the pixels
+    an offset reads (writes) are a product too: the count costs ``O(P K)``, not ``O(P^2 K^2)``.
+    """
+    G = geom.groups
+    cin, cout = geom.in_channels // G, geom.out_channels // G
+    token_in = geom.patch_size**2 * cin
+    token_out = geom.rows.out_patch * geom.cols.out_patch * cout
+
+    def per_offset(axis) -> dict[int, tuple[int, int]]:  # offset -> (positions read, written)
+        reads: dict[int, set[int]] = {}
+        writes: dict[int, set[int]] = {}
+        for p in axis.placements():
+            reads.setdefault(p.offset, set()).add(p.in_pos)
+            writes.setdefault(p.offset, set()).add(p.out_pos)
+        return {d: (len(reads[d]), len(writes[d])) for d in reads}
+
+    rows, cols = per_offset(geom.rows), per_offset(geom.cols)
+    total = 0
+    for (read_r, write_r), (read_c, write_c) in product(rows.values(), cols.values()):
+        reads, writes = read_r * read_c * cin, write_r * write_c * cout
+        total += G * (token_in * writes if writes <= reads else reads * token_out)
+    return total
 
 
 def group_input_channels(out_channel: int, geom: ConvGeometry) -> range:

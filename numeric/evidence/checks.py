@@ -52,6 +52,7 @@ class Comparison:
 
 
 EXECUTION_PATHS = ("sparse", "dense")  # numeric.attention: one-key reads, every score
+STORED_FORMS = ("dense", "compact")  # as_attention(compact=): the selection factor as indices
 
 
 def random_conv(case: ConvCase, generator: torch.Generator, dtype: torch.dtype,
@@ -66,20 +67,23 @@ def random_conv(case: ConvCase, generator: torch.Generator, dtype: torch.dtype,
 
 def compare_case(case: ConvCase, *, dtype: torch.dtype = torch.float64, batch: int = 2,
                  seed: int = 0, device: torch.device | str = "cpu") -> Comparison:
-    """Convert a random conv of ``case`` and compare attention (on both execution paths),
-    conv and the float64 reference: each path against the convolution and the reference,
-    the paths against each other (bound: twice the layer's), and the convolution against
-    the reference. The negative control must be rejected on both paths."""
+    """Convert a random conv of ``case`` and compare attention (on both execution paths,
+    with dense projections and with the selection factor stored as indices), conv and the
+    float64 reference: each output against the convolution and the reference, the outputs
+    against each other (bound: twice the layer's), and the convolution against the
+    reference. The negative control must be rejected on every output."""
     gen = torch.Generator().manual_seed(seed)
     conv = random_conv(case, gen, dtype, device)
     x = torch.randn(batch, case.in_channels, *case.image, generator=gen, dtype=dtype).to(device)
     attn = as_attention(conv, case.patch_size)
+    forms = (attn, as_attention(conv, case.patch_size, compact=True))
     paths = {}
     with torch.no_grad():
-        for path in EXECUTION_PATHS:  # the same layer, both ways of computing it
-            attn.execution = path
-            paths[path] = attn(x)
-        attn.execution = "auto"
+        for form, layer in zip(STORED_FORMS, forms, strict=True):
+            for path in EXECUTION_PATHS:  # the same layer, both ways of computing it
+                layer.execution = path
+                paths[form, path] = layer(x)
+            layer.execution = "auto"
         y_conv = conv(x)
     w = conv.weight.detach().cpu().numpy()
     b = conv.bias.detach().cpu().numpy() if conv.bias is not None else None
@@ -93,7 +97,8 @@ def compare_case(case: ConvCase, *, dtype: torch.dtype = torch.float64, batch: i
     b_att = attention_error_bound(attn, conv, x)
     b_conv = conv_error_bound(conv, x, dtype)
     b_ref = reference_bound(conv, x)
-    worst = max(comparison_ratio(paths["dense"], paths["sparse"], 2 * b_att),
+    first = paths[STORED_FORMS[0], EXECUTION_PATHS[0]]
+    worst = max(*(comparison_ratio(y, first, 2 * b_att) for y in paths.values()),
                 comparison_ratio(y_conv, y_ref, b_conv + b_ref),
                 *(comparison_ratio(y, y_conv, b_att + b_conv) for y in paths.values()),
                 *(comparison_ratio(y, y_ref, b_att + b_ref) for y in paths.values()))

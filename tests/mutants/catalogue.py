@@ -77,9 +77,16 @@ CATALOGUE: tuple[Mutant, ...] = (
            "att.output.bias.zero_()",
            "the convolution's bias is dropped"),
     Mutant("head_scaled", "numeric/conv_attention.py",
-           "att.value.weight.copy_(value.transpose(-1, -2))",
-           "att.value.weight.copy_(1.05 * value.transpose(-1, -2))",
+           "_copy_block(att.value.weight, (heads, slice(None)), f.value.transpose(-1, -2))",
+           "_copy_block(att.value.weight, (heads, slice(None)), "
+           "1.05 * f.value.transpose(-1, -2))",
            "every head's value weights scaled by 1.05"),
+    Mutant("selection_overwrites", "numeric/selection.py",
+           ".index_add(1, self.index, flat)", ".index_copy(1, self.index, flat)",
+           "a stored selection overwrites where heads must add (compact layers)"),
+    Mutant("selection_shifted", "numeric/selection.py",
+           "y = x.index_select(-1, self.index)", "y = x.index_select(-1, self.index.roll(1))",
+           "a stored gather reads its entries in the wrong slots (compact layers)"),
     Mutant("minimal_head_scaled", "numeric/conv_attention.py",
            "matrices = plan.matrices.to(dtype=conv.weight.dtype, device=conv.weight.device)",
            "matrices = 1.05 * plan.matrices.to(dtype=conv.weight.dtype, "

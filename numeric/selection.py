@@ -1,0 +1,87 @@
+"""A 0/1 linear map stored as indices: the selection factor of the construction's weights.
+
+Each head of the construction needs ``W_V^h W_O^h = M_delta`` (docs/theory.md §3.2), and
+``vitconv.numeric.blocks.factorize`` splits ``M_delta`` so that one factor holds entries of
+the kernel and the other is a *selection*: a 0/1 matrix with one 1 per row or per column.
+Stored densely, that selection is as large as the kernel's own factor (for 9 heads on
+pixel tokens, a ``C_out x C_out`` identity per head). :class:`Selection` stores only where
+the ones are, so a converted network holds about as many weights as the convolutions it
+came from. As a map it equals ``F.linear`` with :meth:`Selection.dense_weight`, exactly:
+a gather copies entries (a product with 1), a scatter adds them (products with 0 dropped).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SELECTION_KINDS = ("gather", "scatter")
+
+
+class Selection(nn.Module):
+    """``y = x S^T + b`` with ``S`` a 0/1 ``(out_features, in_features)`` matrix.
+
+    Args:
+        in_features, out_features: the map's sizes.
+        index: ``kind="gather"``: ``(out_features,)``, output ``i`` copies input
+            ``index[i]`` (one 1 per row of ``S``: a value factor that picks rows of
+            ``M_delta``). ``kind="scatter"``: ``(in_features,)``, input ``j`` is added to
+            output ``index[j]`` (one 1 per column: an output factor that puts the kept
+            columns of ``M_delta`` back, heads writing the same output summed).
+
+    Parameters: ``bias`` ``(out_features,)``, trainable as in ``nn.Linear``; the ones of
+    ``S`` are a buffer (``index``), not trainable. Forward maps ``(..., in_features)`` to
+    ``(..., out_features)`` in the input's dtype; each output of a scatter is a sum of the
+    inputs sent to it, so rounding bounds that count a dense row's terms hold.
+    """
+
+    def __init__(self, in_features: int, out_features: int, index: torch.Tensor, kind: str,
+                 *, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        if kind not in SELECTION_KINDS:
+            raise ValueError(f"kind={kind!r} must be one of {SELECTION_KINDS}")
+        length, bound = ((out_features, in_features) if kind == "gather"
+                         else (in_features, out_features))
+        index = torch.as_tensor(index)
+        if index.dtype != torch.long or index.shape != (length,):
+            raise ValueError(f"index must be a 1-D int64 tensor of length {length} for a "
+                             f"{kind}, got {index.dtype} of shape {tuple(index.shape)}")
+        if length and not (0 <= int(index.min()) and int(index.max()) < bound):
+            raise ValueError(f"index entries must lie in [0, {bound}) for a {kind}")
+        self.in_features, self.out_features, self.kind = in_features, out_features, kind
+        self.register_buffer("index", index.to(device=device))
+        self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype))
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"kind={self.kind!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != self.bias.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"input dtype {x.dtype} differs from the layer's "
+                             f"{self.bias.dtype} (nn.Linear refuses this too)")
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"input has {x.shape[-1]} features, the selection takes "
+                             f"{self.in_features}")
+        if self.kind == "gather":
+            y = x.index_select(-1, self.index)
+        else:
+            lead = x.shape[:-1]
+            rows = math.prod(lead)  # explicit, not -1: an empty batch must work too
+            flat = x.reshape(rows, self.in_features)
+            y = flat.new_zeros(rows, self.out_features).index_add(1, self.index, flat)
+            y = y.reshape(*lead, self.out_features)
+        return y + self.bias.to(y.dtype)
+
+    def dense_weight(self) -> torch.Tensor:
+        """The equivalent dense ``(out_features, in_features)`` 0/1 matrix (for checks)."""
+        W = self.bias.new_zeros(self.out_features, self.in_features)
+        ones = torch.arange(len(self.index), device=W.device)
+        if self.kind == "gather":
+            W[ones, self.index] = 1
+        else:
+            W[self.index, ones] = 1
+        return W

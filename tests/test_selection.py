@@ -1,0 +1,153 @@
+"""The selection factor stored as indices (numeric/selection.py) and the compact layers
+and networks built with it: the same function as dense weights, in fewer numbers."""
+
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from vitconv.numeric import as_attention, convert_model
+from vitconv.numeric.grouped_linear import weight_matrix
+from vitconv.numeric.selection import Selection
+
+
+@st.composite
+def selections(draw):
+    kind = draw(st.sampled_from(["gather", "scatter"]))
+    n_in, n_out = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    length, bound = (n_out, n_in) if kind == "gather" else (n_in, n_out)
+    index = draw(st.lists(st.integers(0, bound - 1), min_size=length, max_size=length))
+    return Selection(n_in, n_out, torch.tensor(index, dtype=torch.long), kind,
+                     dtype=torch.float64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(selections(), st.integers(0, 3))
+def test_selection_is_the_linear_map_of_its_dense_weight(sel, batch):
+    """Gathers copy and scatters add: exactly F.linear with the 0/1 matrix (repeated
+    targets of a scatter are summed, as two heads writing one output are)."""
+    with torch.no_grad():
+        sel.bias.copy_(torch.randn(sel.out_features, dtype=torch.float64))
+    x = torch.randn(batch, 2, sel.in_features, dtype=torch.float64)
+    W = weight_matrix(sel)
+    assert W.shape == (sel.out_features, sel.in_features)
+    assert ((W == 0) | (W == 1)).all()
+    ones = W.sum(1 if sel.kind == "gather" else 0)
+    assert (ones == 1).all()  # one 1 per row (gather) or per column (scatter)
+    assert torch.allclose(sel(x), F.linear(x, W, sel.bias), rtol=0, atol=1e-12)
+
+
+def test_selection_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="kind='copy' must be one of"):
+        Selection(2, 2, torch.tensor([0, 1]), "copy")
+    with pytest.raises(ValueError, match="1-D int64 tensor of length 3"):
+        Selection(2, 3, torch.tensor([0, 1]), "gather")
+    with pytest.raises(ValueError, match=r"in \[0, 2\)"):
+        Selection(2, 3, torch.tensor([0, 1, 2]), "gather")
+    with pytest.raises(ValueError, match="1-D int64"):
+        Selection(2, 2, torch.tensor([0.0, 1.0]), "scatter")
+    sel = Selection(2, 1, torch.tensor([0, 0]), "scatter")
+    with pytest.raises(ValueError, match=r"input dtype torch\.float64"):
+        sel(torch.zeros(1, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="input has 3 features"):
+        sel(torch.zeros(1, 3))
+
+
+SPECS = {
+    "3x3": dict(in_channels=4, out_channels=4, kernel_size=3, padding=1),
+    "1x1 widening": dict(in_channels=3, out_channels=8, kernel_size=1),
+    "depthwise 5x5": dict(in_channels=6, out_channels=6, kernel_size=5, padding=2, groups=6),
+    "grouped 3x3": dict(in_channels=6, out_channels=12, kernel_size=3, padding=1, groups=3),
+}
+
+
+@pytest.mark.parametrize("P", [1, 2])
+@pytest.mark.parametrize("name", SPECS)
+def test_compact_layer_stores_the_selection_as_indices(name, P):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(**SPECS[name]).double()
+    dense, compact = as_attention(conv, P), as_attention(conv, P, compact=True)
+    record = compact.construction
+    assert record.selection in ("value", "output") and dense.construction.selection is None
+    chosen = getattr(compact.attention, record.selection)
+    assert isinstance(chosen, Selection)
+    # The same matrices W_V^h W_O^h, so the same function; fewer numbers stored.
+    for proj in ("value", "output"):
+        assert torch.equal(weight_matrix(getattr(dense.attention, proj)),
+                           weight_matrix(getattr(compact.attention, proj)))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(compact) < count(dense)
+    x = torch.randn(2, conv.in_channels, 8, 8, dtype=torch.float64)
+    for path in ("sparse", "dense"):
+        compact.execution = path
+        assert torch.allclose(compact(x), conv(x), rtol=0, atol=1e-12)
+
+
+def test_compact_layer_round_trips_and_trains_its_other_weights():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 4, 3, padding=1)
+    layer = as_attention(conv, 1, compact=True)
+    x = torch.randn(2, 4, 6, 6)
+    copy = pickle.loads(pickle.dumps(layer))
+    skeleton = as_attention(nn.Conv2d(4, 4, 3, padding=1), 1, compact=True)
+    skeleton.load_state_dict(layer.state_dict())
+    assert torch.equal(copy(x), layer(x)) and torch.equal(skeleton(x), layer(x))
+    assert layer.double().attention.output.index.dtype == torch.long  # indices stay ints
+    layer.float().train()
+    layer(x).square().sum().backward()
+    att = layer.attention
+    assert att.value.weight.grad is not None and att.output.bias.grad is not None
+    assert [n for n, _ in att.output.named_parameters()] == ["bias"]  # the ones are fixed
+
+
+def test_compact_is_refused_where_no_factor_is_a_selection():
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    for kwargs in (dict(value_dims=8), dict(heads="minimal")):
+        with pytest.raises(ValueError, match="compact=True applies to heads='plan'"):
+            as_attention(conv, 1, compact=True, **kwargs)
+    with pytest.raises(ValueError, match="compact must be a bool"):
+        as_attention(conv, 1, compact="yes")
+    # Heads whose selections sit on different sides stay dense (3x3 stride 2 at P = 2).
+    mixed = as_attention(nn.Conv2d(4, 8, 3, stride=2, padding=1), 2, compact=True)
+    assert mixed.construction.selection is None
+
+
+def test_convert_model_is_compact_for_hard_masks_only():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 1))
+    x = torch.randn(1, 3, 8, 8)
+    hard, trainable = convert_model(model, x), convert_model(model, x, alpha=20.0)
+    assert all(m.construction.selection for m in (hard[0], hard[2]))
+    assert not any(m.construction.selection for m in (trainable[0], trainable[2]))
+    assert convert_model(model, x, compact=False)[0].construction.selection is None
+    kernel = sum(m.weight.numel() for m in (model[0], model[2]))
+    stored = sum(p.numel() for n, p in hard.named_parameters()
+                 if n.endswith(("value.weight", "output.weight")))
+    assert stored == kernel  # at P = 1 the non-selection factors are the taps themselves
+    with pytest.raises(ValueError, match="compact must be None or a bool"):
+        convert_model(model, x, compact=1)
+
+
+def test_convert_model_runs_a_copy_and_notices_a_forward_that_writes_its_weights():
+    class Drifting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+            self.scale = nn.Parameter(torch.ones(1))
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            with torch.no_grad():
+                self.scale.add_(1)  # a forward that writes into its own parameter
+            return self.conv(x) * self.scale
+
+    model = Drifting()
+    with pytest.raises(RuntimeError, match=r"wrote into its parameters \['scale'\]"):
+        convert_model(model, torch.zeros(1, 1, 4, 4))
+    assert model.calls == 0  # the copy ran, not the model
+
