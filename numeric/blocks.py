@@ -85,6 +85,7 @@ class Factorization:
     index: torch.Tensor  # (r,) int64
     selects: str         # the factor that is the selection: "output" or "value"
     size: int            # the selection's other side: d_out ("output") or d_in ("value")
+    tied: bool = False   # as many nonzero rows as columns: either side would do
 
     @property
     def width(self) -> int:
@@ -118,7 +119,7 @@ class Factors:
         return self.value.shape[-1]
 
 
-def factorize(M: torch.Tensor) -> Factorization:
+def factorize(M: torch.Tensor, prefer: str = "output") -> Factorization:
     """Split ``M`` exactly into ``value @ output`` of inner width
     ``min(#nonzero rows, #nonzero columns)`` (docs/theory.md §3.2).
 
@@ -132,16 +133,22 @@ def factorize(M: torch.Tensor) -> Factorization:
     factorisation needs) and equals it for the blocks of a generic kernel, whose nonzero
     pattern is what limits the rank. The work is linear in the size of ``M`` (no SVD), the
     result is the same on every machine and thread count, and it keeps ``M``'s dtype and
-    device. When every column (row) is kept, ``kept`` is ``M`` itself, not a copy.
+    device. When every column (row) is kept, ``kept`` is ``M`` itself, not a copy. With as
+    many nonzero rows as columns (zero width included) either split has the same width;
+    ``prefer`` (``"output"`` or ``"value"``: which factor is the selection) decides, and
+    ``tied`` records that it did.
     """
+    if prefer not in ("output", "value"):
+        raise ValueError(f"prefer={prefer!r} must be 'output' or 'value'")
     nonzero = M != 0
     if M.ndim == 3:
         nonzero = nonzero.any(0)
     rows = nonzero.any(1).nonzero().flatten()
     cols = nonzero.any(0).nonzero().flatten()
     d_in, d_out = M.shape[-2:]
-    if len(cols) <= len(rows):
+    tied = len(cols) == len(rows)
+    if len(cols) < len(rows) or (tied and prefer == "output"):
         kept = M if len(cols) == d_out else M[..., cols]                     # (d_in, r)
-        return Factorization(kept, cols, "output", d_out)
+        return Factorization(kept, cols, "output", d_out, tied)
     kept = M if len(rows) == d_in else M[..., rows, :]                       # (r, d_out)
-    return Factorization(kept, rows, "value", d_in)
+    return Factorization(kept, rows, "value", d_in, tied)

@@ -330,14 +330,26 @@ def as_attention(
             raise ValueError(f"value_dims {tuple(widths)} must be multiples of the "
                              f"convolution's groups={groups}")
         factors = [pad_factor(f, w // groups) for f, w in zip(factors, widths, strict=True)]
-    sides = {f.selects for f in factors}
-    selection = sides.pop() if compact and len(sides) == 1 else None
+    selection = _common_side(factors) if compact else None
+    if selection is not None:  # heads that could select on either side take the common one
+        factors = [factorize(blocks[d], selection) if f.tied else f
+                   for f, d in zip(factors, geometry.head_plan(), strict=True)]
     record = ConstructionRecord("plan", geometry, conv.padding_mode, geometry.head_plan(),
                                 alpha, tuple(groups * f.width for f in factors),
                                 value_groups=groups, selection=selection)
     module = _content_free_module(conv, record, factors, key_dim, offset_range)
     module.attention.select_offsets(record.head_plan, alpha)
     return module
+
+
+def _common_side(factors: list[Factorization]) -> str | None:
+    """The side every head's selection can take (heads with as many nonzero rows as
+    columns, zero-width ones included, can take either), or ``None`` when heads need
+    different sides (then both projections stay dense)."""
+    sides = {f.selects for f in factors if not f.tied}
+    if len(sides) > 1:
+        return None
+    return sides.pop() if sides else "output"
 
 
 def pad_factor(f: Factorization, width: int) -> Factors:

@@ -8,6 +8,7 @@ input to see each convolution's input size and picks a patch size per layer;
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -61,6 +62,7 @@ def choose_patch_size(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...],
     Raises:
         ValueError: if no patch size divides the input and is a multiple of the stride.
     """
+    _check_weight_ratio(max_weight_ratio)
     candidates = patch_candidates(conv, sizes)
     if not candidates:
         raise ValueError(f"no patch size divides the input sizes {sizes} and is a multiple "
@@ -96,26 +98,53 @@ def _record_input_sizes(model: nn.Module, example_input: torch.Tensor,
     return sizes
 
 
+class _ConvProbe(nn.Conv2d):
+    """Stands in for a convolution in the planning copy: the same output, computed from
+    the original's weights without holding them. Its own ``weight`` and ``bias`` live on
+    the ``meta`` device, so code in the copy that reads or writes them cannot reach the
+    original (a read of values fails, and the plan falls back to a full copy)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                         conv.padding, conv.dilation, conv.groups, conv.bias is not None,
+                         conv.padding_mode, device="meta", dtype=conv.weight.dtype)
+        object.__setattr__(self, "_source", conv)  # not a submodule: never copied or visited
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        source = self._source
+        return source._conv_forward(x, source.weight, source.bias)  # reads, never writes
+
+
 def _sizes_on_a_copy(model: nn.Module, example_input: torch.Tensor,
                      convs: Mapping[str, nn.Conv2d]) -> dict[str, set[tuple[int, int]]]:
-    """What :func:`_record_input_sizes` records, from a run of a copy of ``model`` that
-    shares its parameters (the copy's modules, hooks and buffers are its own; the weights,
-    most of the memory, are not copied).
+    """What :func:`_record_input_sizes` records, from a run of a copy of ``model``.
 
-    Raises:
-        RuntimeError: the forward wrote into a parameter (then ``model``'s own).
+    The copy has its own modules, parameters and buffers, so whatever the forward does to
+    them (``.data`` writes, lazy modules that materialise, running statistics) it does to
+    the copy; only the convolutions' weights, most of the memory, are not copied: each
+    convolution is a :class:`_ConvProbe` reading the original's. Where that copy cannot
+    run (code that reads a convolution's weight values), a full copy runs instead.
     """
-    shared: dict[int, object] = {id(p): p for p in model.parameters()}
-    versions = {name: p._version for name, p in model.named_parameters()}
-    replica = copy.deepcopy(model, shared)
+    probes: dict[int, object] = {id(conv): _ConvProbe(conv) for conv in convs.values()}
+    try:
+        replica = copy.deepcopy(model, probes)
+    except Exception:
+        replica = None
+    if replica is not None:
+        copies = {name: m for name, m in replica.named_modules() if name in convs}
+        try:
+            return _record_input_sizes(replica, example_input, copies)
+        except Exception:
+            pass
+    replica = copy.deepcopy(model)
     copies = {name: m for name, m in replica.named_modules() if name in convs}
-    sizes = _record_input_sizes(replica, example_input, copies)
-    changed = [name for name, p in model.named_parameters() if p._version != versions[name]]
-    if changed:
-        raise RuntimeError(f"the model's forward wrote into its parameters {changed} while "
-                           "convert_model ran it to see the input sizes; give patch_size "
-                           "for every layer, or convert a copy")
-    return sizes
+    return _record_input_sizes(replica, example_input, copies)
+
+
+def _check_weight_ratio(ratio: object) -> None:
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 1:
+        raise ValueError(f"max_weight_ratio must be a real number >= 1 (the kernel's own "
+                         f"size; inf: heads alone decide), got {ratio!r}")
 
 
 def _positive_int(value: object) -> bool:
@@ -152,9 +181,8 @@ def plan_conversion(
             the choice per layer, or ``None`` to choose each by :func:`choose_patch_size`
             from the input sizes seen on ``example_input``.
         max_heads, max_weight_ratio: guide :func:`choose_patch_size`; never refuse a layer.
-        on_copy: run a copy instead of ``model`` itself (:func:`_sizes_on_a_copy`: its own
-            modules, hooks and buffers, ``model``'s parameters), so that ``model`` is not
-            even run.
+        on_copy: run a copy instead of ``model`` itself (:func:`_sizes_on_a_copy`), so
+            that ``model`` is not even run.
     Raises:
         TypeError: a ``Conv2d`` subclass with its own ``forward`` (named).
         ValueError: a mapping names no convolution, or a layer not reached by
@@ -163,10 +191,7 @@ def plan_conversion(
     _check_patch_size_argument(patch_size)
     if isinstance(max_heads, bool) or not isinstance(max_heads, int) or max_heads < 1:
         raise ValueError(f"max_heads must be a positive int, got {max_heads!r}")
-    if (isinstance(max_weight_ratio, bool) or not isinstance(max_weight_ratio, int | float)
-            or not max_weight_ratio >= 1):
-        raise ValueError(f"max_weight_ratio must be a number >= 1 (the kernel's own size; "
-                         f"inf: heads alone decide), got {max_weight_ratio!r}")
+    _check_weight_ratio(max_weight_ratio)
     if not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a torch.Tensor, got "
                         f"{type(example_input).__name__}")
@@ -224,10 +249,11 @@ def convert_model(
     ``patch_size``, ``max_heads`` and ``max_weight_ratio``, which guide the choice but never
     refuse a layer).
     Shared convolutions stay shared. The original model is not modified, not even run: the
-    plan runs on a copy that shares its parameters (so the weights are not copied for it).
-    Nor are the convolutions' weights copied into the result: each is read once into its
-    attention layer, which takes its place in the copy. Peak memory is about the model
-    plus the converted network plus one layer's blocks.
+    plan runs on a copy (whose convolutions read the original's weights without holding
+    them), freed before the conversion starts. Nor are the convolutions' weights copied
+    into the result: each is read once into its attention layer, which takes its place in
+    the copy. Peak memory is about the model plus the converted network plus one layer's
+    blocks.
     The returned copy carries its plan as ``conversion_plan``.
     """
     if compact is not None and not isinstance(compact, bool):

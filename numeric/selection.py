@@ -6,18 +6,24 @@ the kernel and the other is a *selection*: a 0/1 matrix with one 1 per row or pe
 Stored densely, that selection is as large as the kernel's own factor (for 9 heads on
 pixel tokens, a ``C_out x C_out`` identity per head). :class:`Selection` stores only where
 the ones are, so a converted network holds about as many weights as the convolutions it
-came from. As a map it equals ``F.linear`` with :meth:`Selection.dense_weight`, exactly:
-a gather copies entries (a product with 1), a scatter adds them (products with 0 dropped).
+came from. As a map it is ``F.linear`` with :meth:`Selection.dense_weight` without its
+products by 0 and 1: a gather copies entries exactly, a scatter adds the entries sent to
+each output in a fixed order (so results equal a dense product's up to the order of
+summation, and are the same from run to run on every device: no atomic additions).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SELECTION_KINDS = ("gather", "scatter")
+
+
+def _refresh_after_load(module: Selection, _incompatible: object) -> None:
+    """A loaded state dict brings its own ``index``: derive the scatter's rounds from it."""
+    module.rounds = module._rounds()
 
 
 class Selection(nn.Module):
@@ -34,7 +40,8 @@ class Selection(nn.Module):
     Parameters: ``bias`` ``(out_features,)``, trainable as in ``nn.Linear``; the ones of
     ``S`` are a buffer (``index``), not trainable. Forward maps ``(..., in_features)`` to
     ``(..., out_features)`` in the input's dtype; each output of a scatter is a sum of the
-    inputs sent to it, so rounding bounds that count a dense row's terms hold.
+    inputs sent to it, in increasing input order, so rounding bounds that count a dense
+    row's terms hold.
     """
 
     def __init__(self, in_features: int, out_features: int, index: torch.Tensor, kind: str,
@@ -54,6 +61,11 @@ class Selection(nn.Module):
         self.in_features, self.out_features, self.kind = in_features, out_features, kind
         self.register_buffer("index", index.to(device=device))
         self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype))
+        # A scatter runs as rounds of gathers: round k holds, for every output, the k-th
+        # input sent to it (``in_features``, a zero, where none is left). Derived from
+        # ``index``, never saved; recomputed when a state dict brings another index.
+        self.register_buffer("rounds", self._rounds(), persistent=False)
+        self.register_load_state_dict_post_hook(_refresh_after_load)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -68,13 +80,31 @@ class Selection(nn.Module):
                              f"{self.in_features}")
         if self.kind == "gather":
             y = x.index_select(-1, self.index)
+        elif len(self.rounds) == 0:  # nothing is sent anywhere
+            y = x.new_zeros(*x.shape[:-1], self.out_features)
         else:
-            lead = x.shape[:-1]
-            rows = math.prod(lead)  # explicit, not -1: an empty batch must work too
-            flat = x.reshape(rows, self.in_features)
-            y = flat.new_zeros(rows, self.out_features).index_add(1, self.index, flat)
-            y = y.reshape(*lead, self.out_features)
+            padded = F.pad(x, (0, 1))  # the zero that empty slots of a round read
+            y = padded.index_select(-1, self.rounds[0])
+            for k in range(1, len(self.rounds)):
+                y = y + padded.index_select(-1, self.rounds[k])
         return y + self.bias.to(y.dtype)
+
+    def _rounds(self) -> torch.Tensor:
+        """``(K, out_features)``: row ``k`` holds the ``k``-th input (in increasing order)
+        sent to each output, or ``in_features`` where fewer than ``k + 1`` are; ``K`` is the
+        most inputs any output receives (0 rows for a gather)."""
+        index = self.index
+        if self.kind == "gather" or len(index) == 0:
+            return torch.zeros(0, self.out_features, dtype=torch.long, device=index.device)
+        order = torch.argsort(index, stable=True)
+        target = index[order]
+        counts = torch.bincount(index, minlength=self.out_features)
+        first = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(len(index), device=index.device) - first[target]
+        rounds = torch.full((int(counts.max()), self.out_features), self.in_features,
+                            dtype=torch.long, device=index.device)
+        rounds[rank, target] = order
+        return rounds
 
     def dense_weight(self) -> torch.Tensor:
         """The equivalent dense ``(out_features, in_features)`` 0/1 matrix (for checks)."""

@@ -4,11 +4,12 @@
 * **Layers**: ``as_attention(conv)`` on its sparse path against ``conv``, and its dense
   path (``F.scaled_dot_product_attention`` with the relative bias as mask) against a bare
   SDPA layer of equal shapes (same tokens, heads, key and value widths, no bias).
-* **Networks** (pytorchcv, random weights, float32, ``--image`` pixels): conversion time;
-  forward time of the CNN, of the converted network on the sparse path (batch 8) and on
-  the dense path (batch 1); the largest logit difference; peak memory of conversion and of
-  the CNN's own batch-1 forward, each measured in a fresh process (peak resident memory
-  above the process's size after ``import torch``).
+* **Networks** (pytorchcv, random weights, float32, ``--image`` pixels), each in a fresh
+  process: conversion time; forward time of the CNN, of the converted network on the
+  sparse path (batch 8) and on the dense path (batch 1); the largest logit difference;
+  peak memory of conversion and of the CNN's own batch-1 forward: on the CPU each in a
+  fresh process (peak resident memory above the process's size after ``import torch``),
+  on CUDA the peak allocated device memory of each task (the weights included).
 * **Training**: steps per second of the experiment's converted network (finite gap,
   dense path) against the conventional ViT and the convolutional network.
 * **Symbolic**: the exact identity proof's time as ``P`` grows.
@@ -199,14 +200,29 @@ def peak_memory(name: str, task: str, image: int) -> dict:
     return {"task": task, "seconds": seconds, "peak_bytes": _status_bytes("VmHWM") - base}
 
 
-def _in_fresh_process(name: str, task: str, image: int) -> dict:
-    code = ("import json, sys; from vitconv.report.bench import peak_memory; "
-            f"print(json.dumps(peak_memory({name!r}, {task!r}, {image})))")
+def _fresh(code: str, what: str) -> dict:
+    """Run ``code`` (which prints one JSON line last) in a fresh interpreter."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
     if done.returncode:
-        raise RuntimeError(f"measuring {task} of {name} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _in_fresh_process(name: str, task: str, image: int) -> dict:
+    return _fresh("import json, sys; from vitconv.report.bench import peak_memory; "
+                  f"print(json.dumps(peak_memory({name!r}, {task!r}, {image})))",
+                  f"measuring {task} of {name}")
+
+
+def network_in_fresh_process(name: str, image: int, reps: int, device: str) -> dict:
+    """:func:`bench_network` in a fresh interpreter: a network's timings must not depend
+    on what ran before it in the process (after one network's large dense-path tensors,
+    the next one's allocations were measured up to 9x slower)."""
+    return _fresh("import json, torch; from vitconv.report.bench import bench_network, "
+                  "_no_nan; print(json.dumps(_no_nan(bench_network("
+                  f"{name!r}, {image}, {reps}, torch.device({device!r})))))",
+                  f"benchmarking {name}")
 
 
 DENSE_BUDGET_BYTES = 2 * 2**30  # skip the dense forward when one layer's scores need more
@@ -241,9 +257,19 @@ def bench_network(name: str, image: int, reps: int, device: torch.device,
     torch.manual_seed(0)
     model = build_network(name).to(device)
     example = torch.randn(1, 3, image, image, device=device)
+    gpu_peaks = {}
+    if device.type == "cuda":  # device memory: peak allocated, weights included, each task
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        model(example)
+        gpu_peaks["forward"] = torch.cuda.max_memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     converted = convert_model(model, example).eval()
+    _sync(device)
     convert_s = time.perf_counter() - start
+    if device.type == "cuda":
+        gpu_peaks["convert"] = torch.cuda.max_memory_allocated(device)
     layers = [m for m in converted.modules() if isinstance(m, ConvAttention)]
 
     x = torch.randn(batch, 3, image, image, device=device)
@@ -264,6 +290,10 @@ def bench_network(name: str, image: int, reps: int, device: torch.device,
            "dense_bias_gb": bias_bytes / 2**30,
            "max_logit_diff": float((logits[0] - logits[1]).abs().max()),
            "max_logit": float(logits[0].abs().max())}
+    if gpu_peaks:
+        row |= {"forward_peak_mb": gpu_peaks["forward"] / 2**20,
+                "convert_peak_mb": gpu_peaks["convert"] / 2**20,
+                "memory_ratio": gpu_peaks["convert"] / gpu_peaks["forward"]}
     if device.type == "cpu":
         fwd = _in_fresh_process(name, "forward", image)
         conv = _in_fresh_process(name, "convert", image)
@@ -362,7 +392,8 @@ def run_benchmarks(out_dir: Path, console: Console, *, quick: bool = False, seed
     nets = []
     for name in networks:
         console.print(f"  network {name} at {image}x{image} (conversion, forward, memory) ...")
-        nets.append(bench_network(name, image, reps, dev))
+        row = network_in_fresh_process(name, image, reps, device)
+        nets.append({k: math.nan if v is None else v for k, v in row.items()})
     mem = lambda r, k: f"{r[k]:.0f}" if k in r else "-"  # noqa: E731
     console.print(_table(
         f"networks at {image}x{image}, float32: converted vs CNN",

@@ -26,11 +26,12 @@ def _published(name: str) -> nn.Module:
 
 
 @pytest.mark.parametrize("name", ["resnet20_cifar10", "resnext20_16x4d_cifar10"])
-def test_published_network_logits_match(name):
-    model = _published(name)
-    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+def test_published_network_logits_match(name, device):
+    model = _published(name).to(device)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64).to(device)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     converted = convert_model(model, x)
+    dense_weights = convert_model(model, x, compact=False)
     assert not any(isinstance(m, nn.Conv2d) for m in converted.modules())
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert sum(isinstance(m, ConvAttention) for m in converted.modules()) == len(convs)
@@ -38,14 +39,17 @@ def test_published_network_logits_match(name):
         assert any(c.groups > 1 for c in convs)  # grouped convolutions are covered
     layers = [m for m in converted.modules() if isinstance(m, ConvAttention)]
     assert {m.attention.path() for m in layers} == {"sparse"}  # inference: one-key reads
+    # Pixel tokens: one factor is always a selection, stored as indices (strided layers
+    # at P = 2 mix the sides and stay dense).
+    assert all(m.construction.selection for m in layers if m.patch_size == 1)
     with torch.no_grad():
-        expected, got = model(x), converted(x)
+        expected, got, uncompact = model(x), converted(x), dense_weights(x)
         for m in layers:
             m.execution = "dense"
         dense = converted(x)
     # float64 end to end: differences are rounding only (about 1e-14 on logits of order 1-10)
-    assert (got - expected).abs().max() <= 1e-10 * expected.abs().max()
-    assert (dense - expected).abs().max() <= 1e-10 * expected.abs().max()
+    for y in (got, dense, uncompact):
+        assert (y - expected).abs().max() <= 1e-10 * expected.abs().max()
     # The copy shared the original's convolutions only while converting.
     assert not any(m is c for m in converted.modules() for c in convs)
     for k, v in model.state_dict().items():  # the original is untouched

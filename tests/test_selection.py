@@ -41,6 +41,18 @@ def test_selection_is_the_linear_map_of_its_dense_weight(sel, batch):
     assert torch.allclose(sel(x), F.linear(x, W, sel.bias), rtol=0, atol=1e-12)
 
 
+def test_scatter_rounds_follow_a_loaded_index():
+    """A scatter runs as rounds of gathers derived from ``index``; loading another index
+    (and nothing else: the rounds are never saved) rederives them."""
+    a = Selection(4, 2, torch.tensor([0, 0, 1, 0]), "scatter", dtype=torch.float64)
+    b = Selection(4, 2, torch.tensor([1, 1, 1, 0]), "scatter", dtype=torch.float64)
+    assert "rounds" not in a.state_dict()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(b(x), a(x))
+    assert torch.equal(a(x)[:, 0], x[:, 0] + x[:, 1] + x[:, 3])  # in increasing input order
+
+
 def test_selection_refuses_bad_arguments():
     with pytest.raises(ValueError, match="kind='copy' must be one of"):
         Selection(2, 2, torch.tensor([0, 1]), "copy")
@@ -67,9 +79,9 @@ SPECS = {
 
 @pytest.mark.parametrize("P", [1, 2])
 @pytest.mark.parametrize("name", SPECS)
-def test_compact_layer_stores_the_selection_as_indices(name, P):
+def test_compact_layer_stores_the_selection_as_indices(name, P, device):
     torch.manual_seed(0)
-    conv = nn.Conv2d(**SPECS[name]).double()
+    conv = nn.Conv2d(**SPECS[name]).double().to(device)
     dense, compact = as_attention(conv, P), as_attention(conv, P, compact=True)
     record = compact.construction
     assert record.selection in ("value", "output") and dense.construction.selection is None
@@ -81,7 +93,7 @@ def test_compact_layer_stores_the_selection_as_indices(name, P):
                            weight_matrix(getattr(compact.attention, proj)))
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(compact) < count(dense)
-    x = torch.randn(2, conv.in_channels, 8, 8, dtype=torch.float64)
+    x = torch.randn(2, conv.in_channels, 8, 8, dtype=torch.float64, device=device)
     for path in ("sparse", "dense"):
         compact.execution = path
         assert torch.allclose(compact(x), conv(x), rtol=0, atol=1e-12)
@@ -132,22 +144,48 @@ def test_convert_model_is_compact_for_hard_masks_only():
         convert_model(model, x, compact=1)
 
 
-def test_convert_model_runs_a_copy_and_notices_a_forward_that_writes_its_weights():
-    class Drifting(nn.Module):
+def test_convert_model_never_touches_the_original():
+    """The plan runs on a copy: a forward that writes into its parameters (also through
+    ``.data``), materialises lazy modules or reads a convolution's weights changes the
+    copy only, and the conversion is the same."""
+    class Clipping(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv = nn.Conv2d(1, 1, 3, padding=1)
-            self.scale = nn.Parameter(torch.ones(1))
+            self.conv = nn.Conv2d(2, 3, 3, padding=1)
+            self.scale = nn.Parameter(torch.full((3,), 5.0))
+            self.head = nn.LazyLinear(2)
             self.calls = 0
 
         def forward(self, x):
             self.calls += 1
-            with torch.no_grad():
-                self.scale.add_(1)  # a forward that writes into its own parameter
-            return self.conv(x) * self.scale
+            self.scale.data.clamp_(-1, 1)  # weight clipping, invisible to version counters
+            if self.conv.weight.abs().max() > 100:  # reads a convolution's weight values
+                x = -x
+            return self.head((self.conv(x) * self.scale[:, None, None]).flatten(1))
 
-    model = Drifting()
-    with pytest.raises(RuntimeError, match=r"wrote into its parameters \['scale'\]"):
-        convert_model(model, torch.zeros(1, 1, 4, 4))
-    assert model.calls == 0  # the copy ran, not the model
+    torch.manual_seed(0)
+    model = Clipping()
+    x = torch.randn(1, 2, 4, 4)
+    before = {k: v.clone() for k, v in model.state_dict().items()
+              if not isinstance(v, nn.parameter.UninitializedParameter)}
+    converted = convert_model(model, x)
+    assert model.calls == 0 and torch.equal(model.scale, torch.full((3,), 5.0))
+    assert isinstance(model.head.weight, nn.parameter.UninitializedParameter)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    assert converted.conversion_plan[0].input_sizes == ((4, 4),)
 
+
+def test_the_jacobian_lemma_reads_compact_layers():
+    """The evidence tools read a layer's matrices through ``weight_matrix``: a stored
+    selection is the same ``W_V^h W_O^h`` as the dense one."""
+    from vitconv.numeric.evidence.jacobian import check_lemma, head_products
+
+    conv = nn.Conv2d(2, 3, 3, padding=1).double()
+    dense, compact = as_attention(conv, 2), as_attention(conv, 2, compact=True)
+    for a, b in zip(head_products(dense.attention), head_products(compact.attention),
+                    strict=True):
+        assert torch.equal(a, b)
+    with torch.no_grad():  # every key allowed (softmax over the bias), so every query has one
+        compact.attention.rel_mask.fill_(True)
+        compact.attention.rel_bias.normal_()
+    assert check_lemma(compact.attention, (4, 4), (1, 1)).passed

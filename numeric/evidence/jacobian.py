@@ -33,8 +33,8 @@ def autograd_jacobian(att: RelativeMultiheadAttention, grid: tuple[int, int],
     ``query`` is counted inside ``window`` (the query tokens; default: the whole grid).
     """
     d_in = att.value.in_features
-    zero = torch.zeros(1, *grid, d_in, dtype=att.value.weight.dtype,
-                       device=att.value.weight.device)
+    zero = torch.zeros(1, *grid, d_in, dtype=att.value.bias.dtype,
+                       device=att.value.bias.device)
 
     def y_q(x: torch.Tensor) -> torch.Tensor:
         return att(x, window)[0, query[0], query[1]]             # (d_out,)
@@ -47,8 +47,8 @@ def lemma_jacobian(att: RelativeMultiheadAttention, grid: tuple[int, int],
                    query: tuple[int, int]) -> torch.Tensor:
     """``sum_h A^h_{qk}(0) W_V^h W_O^h`` for every key ``k``: ``(Nk, d_in, d_out)``."""
     d_in = att.value.in_features
-    zero = torch.zeros(1, *grid, d_in, dtype=att.value.weight.dtype,
-                       device=att.value.weight.device)
+    zero = torch.zeros(1, *grid, d_in, dtype=att.value.bias.dtype,
+                       device=att.value.bias.device)
     A = att.attention_weights(zero)[0, :, query[0] * grid[1] + query[1]]   # (H, Nk)
     return sum(A[h][:, None, None] * W for h, W in enumerate(head_products(att)))
 
@@ -83,8 +83,8 @@ def jacobian_error_bound(att: RelativeMultiheadAttention, grid: tuple[int, int],
     longest chain: score, softmax normalisation, value and output products).
     """
     d_in = att.value.in_features
-    zero = torch.zeros(1, *grid, d_in, dtype=att.value.weight.dtype,
-                       device=att.value.weight.device)
+    zero = torch.zeros(1, *grid, d_in, dtype=att.value.bias.dtype,
+                       device=att.value.bias.device)
     row = query[0] * grid[1] + query[1]
     A = att.attention_weights(zero)[0, :, row]                          # (H, Nk)
     dk = att.key_dim
