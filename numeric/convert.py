@@ -111,8 +111,9 @@ class _ConvProbe(nn.Conv2d):
         object.__setattr__(self, "_source", conv)  # not a submodule: never copied or visited
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        source = self._source
-        return source._conv_forward(x, source.weight, source.bias)  # reads, never writes
+        source = self._source  # detached: a backward in the copy cannot reach the original
+        bias = None if source.bias is None else source.bias.detach()
+        return source._conv_forward(x, source.weight.detach(), bias)
 
 
 def _sizes_on_a_copy(model: nn.Module, example_input: torch.Tensor,
@@ -123,19 +124,18 @@ def _sizes_on_a_copy(model: nn.Module, example_input: torch.Tensor,
     them (``.data`` writes, lazy modules that materialise, running statistics) it does to
     the copy; only the convolutions' weights, most of the memory, are not copied: each
     convolution is a :class:`_ConvProbe` reading the original's. Where that copy cannot
-    run (code that reads a convolution's weight values), a full copy runs instead.
+    run (code elsewhere that reads a convolution's weight values), a full copy runs
+    instead, at the memory of a full copy; a model that fails on both runs twice before
+    its error is raised. Hooks of the other modules are copied with them (the same
+    functions): they run on the copy, with whatever their closures hold.
     """
-    probes: dict[int, object] = {id(conv): _ConvProbe(conv) for conv in convs.values()}
     try:
+        probes: dict[int, object] = {id(conv): _ConvProbe(conv) for conv in convs.values()}
         replica = copy.deepcopy(model, probes)
-    except Exception:
-        replica = None
-    if replica is not None:
         copies = {name: m for name, m in replica.named_modules() if name in convs}
-        try:
-            return _record_input_sizes(replica, example_input, copies)
-        except Exception:
-            pass
+        return _record_input_sizes(replica, example_input, copies)
+    except Exception:
+        pass
     replica = copy.deepcopy(model)
     copies = {name: m for name, m in replica.named_modules() if name in convs}
     return _record_input_sizes(replica, example_input, copies)

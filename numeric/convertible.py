@@ -24,9 +24,11 @@ def check_convertible(conv: nn.Module) -> None:
     (non-finite values, the ``meta`` device).
 
     Raises:
-        TypeError: not a ``Conv2d``, a subclass with its own computation, hooks or
-            parametrizations.
-        ValueError: non-finite weight or bias, or tensors without values (``meta``).
+        TypeError: not a ``Conv2d``, a subclass with its own computation, a lazy layer,
+            hooks or parametrizations.
+        ValueError: a weight or bias whose shape disagrees with the layer's attributes
+            (a weight replaced by hand), non-finite values, or tensors without values
+            (``meta``).
     """
     if not isinstance(conv, nn.Conv2d):
         raise TypeError(f"expected a torch.nn.Conv2d, got {type(conv).__name__}")
@@ -41,6 +43,9 @@ def check_convertible(conv: nn.Module) -> None:
         raise TypeError(f"{name} has parametrizations ({', '.join(conv.parametrizations)}): "
                         "the weight it uses is computed; remove them (parametrize."
                         "remove_parametrizations) before converting")
+    if isinstance(conv, nn.modules.lazy.LazyModuleMixin):
+        raise TypeError(f"{name} is lazy (its weight takes its shape on the first call); run "
+                        "the model once to materialise it before converting")
     hooks = [*conv._forward_pre_hooks.values(), *conv._forward_hooks.values()]
     if hooks:
         # A hook object (spectral_norm's SpectralNorm) by its class, a function by its name.
@@ -48,9 +53,16 @@ def check_convertible(conv: nn.Module) -> None:
         raise TypeError(f"{name} has forward hooks or pre-hooks ({', '.join(kinds)}) that "
                         "can change what it computes (the old spectral_norm is one); remove "
                         "them before converting")
+    expected = {"weight": (conv.out_channels, conv.in_channels // conv.groups,
+                           *conv.kernel_size), "bias": (conv.out_channels,)}
     for pname, tensor in (("weight", conv.weight), ("bias", conv.bias)):
         if tensor is None:
             continue
+        if tuple(tensor.shape) != expected[pname]:
+            # F.conv2d follows the tensor, the geometry the attributes: they must agree.
+            raise ValueError(f"conv.{pname} has shape {tuple(tensor.shape)} but the layer's "
+                             f"in_channels, out_channels, groups and kernel_size say "
+                             f"{expected[pname]}; set them to match the weight")
         if tensor.is_meta:
             raise ValueError(f"conv.{pname} is on the meta device: it holds no values to "
                              "convert (materialise the model first, e.g. to_empty + load)")

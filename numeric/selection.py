@@ -21,11 +21,6 @@ from torch import nn
 SELECTION_KINDS = ("gather", "scatter")
 
 
-def _refresh_after_load(module: Selection, _incompatible: object) -> None:
-    """A loaded state dict brings its own ``index``: derive the scatter's rounds from it."""
-    module.rounds = module._rounds()
-
-
 class Selection(nn.Module):
     """``y = x S^T + b`` with ``S`` a 0/1 ``(out_features, in_features)`` matrix.
 
@@ -41,7 +36,8 @@ class Selection(nn.Module):
     ``S`` are a buffer (``index``), not trainable. Forward maps ``(..., in_features)`` to
     ``(..., out_features)`` in the input's dtype; each output of a scatter is a sum of the
     inputs sent to it, in increasing input order, so rounding bounds that count a dense
-    row's terms hold.
+    row's terms hold. A scatter's work is one gather of the output width per input that
+    the busiest output receives (in the construction, at most the number of heads).
     """
 
     def __init__(self, in_features: int, out_features: int, index: torch.Tensor, kind: str,
@@ -50,22 +46,31 @@ class Selection(nn.Module):
         super().__init__()
         if kind not in SELECTION_KINDS:
             raise ValueError(f"kind={kind!r} must be one of {SELECTION_KINDS}")
-        length, bound = ((out_features, in_features) if kind == "gather"
-                         else (in_features, out_features))
-        index = torch.as_tensor(index)
-        if index.dtype != torch.long or index.shape != (length,):
-            raise ValueError(f"index must be a 1-D int64 tensor of length {length} for a "
-                             f"{kind}, got {index.dtype} of shape {tuple(index.shape)}")
-        if length and not (0 <= int(index.min()) and int(index.max()) < bound):
-            raise ValueError(f"index entries must lie in [0, {bound}) for a {kind}")
         self.in_features, self.out_features, self.kind = in_features, out_features, kind
-        self.register_buffer("index", index.to(device=device))
+        index = torch.as_tensor(index)
+        self._check_index(index)
+        self.register_buffer("index", index.to(device=device).clone())
         self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype))
         # A scatter runs as rounds of gathers: round k holds, for every output, the k-th
         # input sent to it (``in_features``, a zero, where none is left). Derived from
-        # ``index``, never saved; recomputed when a state dict brings another index.
+        # ``index`` and never saved: rederived before an eager call when the index is
+        # another tensor or was written in place (a state dict, ``copy_``) since.
         self.register_buffer("rounds", self._rounds(), persistent=False)
-        self.register_load_state_dict_post_hook(_refresh_after_load)
+        self._rounds_of = self._index_key()
+
+    def _check_index(self, index: torch.Tensor) -> None:
+        length, bound = ((self.out_features, self.in_features) if self.kind == "gather"
+                         else (self.in_features, self.out_features))
+        if index.dtype != torch.long or index.shape != (length,):
+            raise ValueError(f"index must be a 1-D int64 tensor of length {length} for a "
+                             f"{self.kind}, got {index.dtype} of shape {tuple(index.shape)}")
+        if length and not (0 <= int(index.min()) and int(index.max()) < bound):
+            raise ValueError(f"index entries must lie in [0, {bound}) for a {self.kind}")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if prefix + "index" in state_dict:  # refused before anything is overwritten
+            self._check_index(state_dict[prefix + "index"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -80,7 +85,12 @@ class Selection(nn.Module):
                              f"{self.in_features}")
         if self.kind == "gather":
             y = x.index_select(-1, self.index)
-        elif len(self.rounds) == 0:  # nothing is sent anywhere
+            return y + self.bias.to(y.dtype)
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if not tracing and self._rounds_of != self._index_key():
+            self.rounds = self._rounds()  # the index changed since the rounds were derived
+            self._rounds_of = self._index_key()
+        if len(self.rounds) == 0:  # nothing is sent anywhere
             y = x.new_zeros(*x.shape[:-1], self.out_features)
         else:
             padded = F.pad(x, (0, 1))  # the zero that empty slots of a round read
@@ -88,6 +98,13 @@ class Selection(nn.Module):
             for k in range(1, len(self.rounds)):
                 y = y + padded.index_select(-1, self.rounds[k])
         return y + self.bias.to(y.dtype)
+
+    def _index_key(self) -> tuple:
+        """Which index tensor, and which write to it, the rounds were derived from (no
+        device synchronisation: version counters, not values; ``.data`` writes bypass
+        them, so edit the index in place through ``copy_``)."""
+        index = self.index
+        return (id(index), index.data_ptr(), index.device, index._version)
 
     def _rounds(self) -> torch.Tensor:
         """``(K, out_features)``: row ``k`` holds the ``k``-th input (in increasing order)

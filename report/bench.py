@@ -1,7 +1,8 @@
 """``vitconv bench``: speed and memory, reported as ratios measured side by side in one run
 (never asserted in tests).
 
-* **Layers**: ``as_attention(conv)`` on its sparse path against ``conv``, and its dense
+* **Layers**: ``as_attention(conv)`` on its sparse path against ``conv`` (with dense
+  projections, and with the selection stored as indices, ``compact=True``), and its dense
   path (``F.scaled_dot_product_attention`` with the relative bias as mask) against a bare
   SDPA layer of equal shapes (same tokens, heads, key and value widths, no bias).
 * **Networks** (pytorchcv, random weights, float32, ``--image`` pixels), each in a fresh
@@ -142,7 +143,9 @@ def bench_layer(layer: Layer, reps: int, seed: int, device: torch.device) -> dic
     bare = BareAttention(tokens.shape[-1], attn.geometry.token_dim_out, att.num_heads,
                          att.key_dim, even).to(device).eval()
 
+    compact = as_attention(conv, layer.patch_size, compact=True).eval()
     t = alternate({"conv": lambda: conv(x), "sparse": on_path([att], "sparse", lambda: attn(x)),
+                   "compact": on_path([compact.attention], "sparse", lambda: compact(x)),
                    "dense": on_path([att], "dense", lambda: att(tokens, window)),
                    "sdpa": lambda: bare(tokens, window)}, reps, device)
     att.execution = "auto"
@@ -151,6 +154,8 @@ def bench_layer(layer: Layer, reps: int, seed: int, device: torch.device) -> dic
             "batch": layer.batch, "image": layer.image,
             **{f"{k}_ms": 1e3 * v for k, v in t.items()},
             "sparse_vs_conv": t["sparse"] / t["conv"], "dense_vs_sdpa": t["dense"] / t["sdpa"],
+            "compact_vs_conv": t["compact"] / t["conv"],
+            "compact_selection": compact.construction.selection,
             "max_abs_diff": float((attn(x) - conv(x)).abs().max())}
 
 
@@ -383,10 +388,12 @@ def run_benchmarks(out_dir: Path, console: Console, *, quick: bool = False, seed
         layers.append(bench_layer(layer, reps, seed, dev))
     console.print(_table(
         "one layer: sparse path vs Conv2d, dense path vs a bare SDPA layer (median ms)",
-        ["layer", "P", "heads", "conv", "sparse", "sparse/conv", "dense", "SDPA",
-         "dense/SDPA", "max |diff|"],
+        ["layer", "P", "heads", "conv", "sparse", "sparse/conv", "compact/conv", "dense",
+         "SDPA", "dense/SDPA", "max |diff|"],
         [[r["layer"], str(r["patch_size"]), str(r["heads"]), f"{r['conv_ms']:.2f}",
-          f"{r['sparse_ms']:.2f}", f"{r['sparse_vs_conv']:.2f}x", f"{r['dense_ms']:.2f}",
+          f"{r['sparse_ms']:.2f}", f"{r['sparse_vs_conv']:.2f}x",
+          f"{r['compact_vs_conv']:.2f}x" if r["compact_selection"] else "dense",
+          f"{r['dense_ms']:.2f}",
           f"{r['sdpa_ms']:.2f}", f"{r['dense_vs_sdpa']:.2f}x", f"{r['max_abs_diff']:.1e}"]
          for r in layers]))
     nets = []

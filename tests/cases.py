@@ -53,6 +53,13 @@ def _with_value(value: float) -> nn.Conv2d:
     return conv
 
 
+def _regrown() -> nn.Conv2d:
+    """A stem adapted to grayscale by replacing its weight, its attributes left at 3."""
+    conv = nn.Conv2d(3, 4, 3)
+    conv.weight = nn.Parameter(conv.weight.detach().sum(1, keepdim=True))
+    return conv
+
+
 def _masked_attention() -> object:
     att = RelativeMultiheadAttention(4, 4, [2], offset_range=((-2, 2), (-2, 2)))
     att.select_offsets([(1, 1)])  # no key at offset (1, 1) from the last query row
@@ -136,6 +143,21 @@ REJECTED: tuple[Rejected, ...] = (
              r"conv.weight has non-finite values"),
     Rejected("meta device", lambda: as_attention(nn.Conv2d(1, 1, 3, device="meta"), 2),
              ValueError, r"conv.weight is on the meta device"),
+    Rejected("weight replaced by hand (grayscale stem)", lambda: as_attention(_regrown(), 2),
+             ValueError, r"conv.weight has shape \(4, 1, 3, 3\) but the layer's in_channels"),
+    Rejected("lazy convolution", lambda: as_attention(nn.LazyConv2d(2, 3), 2), TypeError,
+             r"LazyConv2d is lazy"),
+    Rejected("as_attention: compact with value_dims",
+             lambda: as_attention(conv3, 2, compact=True, value_dims=64), ValueError,
+             r"compact=True applies to heads='plan' without value_dims"),
+    Rejected("convert_model: max_weight_ratio below 1",
+             lambda: convert_model(nn.Sequential(conv3), torch.zeros(1, 3, 4, 4),
+                                   max_weight_ratio=0.5),
+             ValueError, r"max_weight_ratio must be a real number >= 1"),
+    Rejected("convert_model: compact='yes'",
+             lambda: convert_model(nn.Sequential(conv3), torch.zeros(1, 3, 4, 4),
+                                   compact="yes"),
+             ValueError, r"compact must be None or a bool"),
     Rejected("key_dim 0", lambda: as_attention(conv3, 2, key_dim=0), ValueError,
              r"key_dim must be a positive int, got 0"),
     Rejected("as_attention: max_heads=True", lambda: as_attention(conv3, 2, max_heads=True),

@@ -187,7 +187,7 @@ def test_bench_layer_times_both_paths_and_their_yardsticks():
     from vitconv.report.bench import LAYERS, bench_layer
 
     row = bench_layer(LAYERS[1], reps=1, seed=0, device=torch.device("cpu"))
-    assert {"sparse_vs_conv", "dense_vs_sdpa", "conv_ms", "sdpa_ms"} <= set(row)
+    assert {"sparse_vs_conv", "compact_vs_conv", "dense_vs_sdpa", "conv_ms", "sdpa_ms"} <= set(row)
     assert row["max_abs_diff"] < 1e-3
 
 

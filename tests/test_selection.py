@@ -189,3 +189,18 @@ def test_the_jacobian_lemma_reads_compact_layers():
         compact.attention.rel_mask.fill_(True)
         compact.attention.rel_bias.normal_()
     assert check_lemma(compact.attention, (4, 4), (1, 1)).passed
+
+
+def test_scatter_rounds_follow_an_index_edited_in_place_or_swapped():
+    sel = Selection(3, 2, torch.tensor([0, 0, 1]), "scatter", dtype=torch.float64)
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        sel.index.copy_(torch.tensor([1, 1, 1]))
+    assert torch.equal(sel(x), F.linear(x, weight_matrix(sel)) + sel.bias)
+    swapped = torch.func.functional_call(sel, {"index": torch.tensor([0, 1, 0])}, (x,))
+    assert torch.equal(swapped[:, 0], x[:, 0] + x[:, 2])
+    assert torch.equal(sel(x)[:, 1], x[:, 0] + x[:, 1] + x[:, 2])  # back to its own index
+    bad = {"index": torch.tensor([0, 5, 0]), "bias": torch.zeros(2, dtype=torch.float64)}
+    with pytest.raises(ValueError, match=r"index entries must lie in \[0, 2\)"):
+        sel.load_state_dict(bad)
+    assert torch.equal(sel.index, torch.tensor([1, 1, 1]))  # refused before any write

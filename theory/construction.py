@@ -61,14 +61,17 @@ def structural_widths(geom: ConvGeometry) -> tuple[int, ...]:
 
 
 def structural_weights(geom: ConvGeometry) -> int:
-    """Kernel entries the construction stores for a generic kernel: per head and channel
-    group, the factor of ``M_delta`` that is not a selection
+    """Numbers the compact construction stores in ``W_V`` and ``W_O`` for a generic kernel.
+
+    Per head and channel group, the factor of ``M_delta`` that is not a selection
     (``vitconv.numeric.blocks.factorize``): its kept columns over the whole input token
     (``P^2 C_in/groups`` rows) when the output pixels written are fewer than the input
-    pixels read, else its kept rows over the whole output token. The 0/1 selection factor
-    is stored as indices (``vitconv.numeric.selection``) or, densely, adds as much again at
-    most. At ``P = 1`` and stride 1 this is the kernel's own size; it grows with ``P``, since
-    zero rows inside a block are stored too.
+    pixels read, else its kept rows over the whole output token (ties take either side).
+    The selections are stored as indices (``vitconv.numeric.selection``) when every head
+    selects on the same side; when heads need different sides (strided layers on larger
+    patches) both projections stay dense, and the selections count too. At ``P = 1`` and
+    stride 1 this is the kernel's own size; it grows with ``P``, since zero rows inside a
+    block are stored too.
 
     The taps of :func:`block_taps` are a product of the two axes' placements, so the pixels
     an offset reads (writes) are a product too: the count costs ``O(P K)``, not ``O(P^2 K^2)``.
@@ -87,11 +90,15 @@ def structural_weights(geom: ConvGeometry) -> int:
         return {d: (len(reads[d]), len(writes[d])) for d in reads}
 
     rows, cols = per_offset(geom.rows), per_offset(geom.cols)
-    total = 0
-    for (read_r, write_r), (read_c, write_c) in product(rows.values(), cols.values()):
-        reads, writes = read_r * read_c * cin, write_r * write_c * cout
-        total += G * (token_in * writes if writes <= reads else reads * token_out)
-    return total
+    heads = [(read_r * read_c * cin, write_r * write_c * cout)
+             for (read_r, write_r), (read_c, write_c) in product(rows.values(), cols.values())]
+    kept = sum(token_in * writes if writes <= reads else reads * token_out
+               for reads, writes in heads)
+    sides = {writes < reads for reads, writes in heads if reads != writes}
+    # Mixed sides: the selections are dense too (r x token_out, or token_in x r).
+    selections = 0 if len(sides) <= 1 else sum(
+        writes * token_out if writes <= reads else token_in * reads for reads, writes in heads)
+    return G * (kept + selections)
 
 
 def group_input_channels(out_channel: int, geom: ConvGeometry) -> range:
