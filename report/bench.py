@@ -21,6 +21,7 @@ both sides alike; medians are reported. On CUDA every timing synchronises the de
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -39,6 +40,7 @@ from rich.table import Table
 from torch import nn
 
 from vitconv.numeric.conv_attention import ConvAttention, as_attention
+from vitconv.numeric.evidence.checks import strict_float32
 from vitconv.numeric.files import atomic_write_text
 from vitconv.numeric.patches import frame_image, patchify
 from vitconv.theory.construction import prove_identity
@@ -256,7 +258,14 @@ def largest_bias_bytes(converted: nn.Module) -> int:
 @torch.no_grad()
 def bench_network(name: str, image: int, reps: int, device: torch.device,
                   batch: int = 8) -> dict:
-    """Conversion, forward (sparse at ``batch``, dense at batch 1) and memory of one network."""
+    """Conversion, forward (sparse at ``batch``, dense at batch 1) and memory of one network
+    (float32; TF32 off on CUDA, :func:`float32_context`)."""
+    with float32_context(device):
+        return _bench_network(name, image, reps, device, batch)
+
+
+def _bench_network(name: str, image: int, reps: int, device: torch.device,
+                   batch: int) -> dict:
     from vitconv.numeric.convert import convert_model
 
     torch.manual_seed(0)
@@ -370,18 +379,34 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     return table
 
 
+def float32_context(device: torch.device) -> contextlib.AbstractContextManager:
+    """On CUDA, TF32 off (``strict_float32``): cuDNN convolutions use TF32 by default and
+    matmuls do not, so both the speed comparison and the logit differences would mix
+    precisions; float32 on both sides is the like-for-like comparison."""
+    return strict_float32() if device.type == "cuda" else contextlib.nullcontext()
+
+
 def run_benchmarks(out_dir: Path, console: Console, *, quick: bool = False, seed: int = 0,
                    device: str = "cpu", networks: tuple[str, ...] | None = None,
                    image: int | None = None) -> int:
     """Run every benchmark, print tables, write ``bench.json``; returns an exit status
     (non-zero when the symbolic proof fails: timings are reported, never judged)."""
+    with float32_context(torch.device(device)):
+        return _run_benchmarks(out_dir, console, quick=quick, seed=seed, device=device,
+                               networks=networks, image=image)
+
+
+def _run_benchmarks(out_dir: Path, console: Console, *, quick: bool, seed: int, device: str,
+                    networks: tuple[str, ...] | None, image: int | None) -> int:
     dev = torch.device(device)
     reps = 3 if quick else 10
     image = image or (64 if quick else 224)
     networks = networks or (("resnet50",) if quick else ("resnet50", "efficientnet_b0"))
     card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    tf32 = " (TF32 off)" if dev.type == "cuda" else ""
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {card}, "
-                  f"float32, {reps} alternating repetitions, {time.strftime('%Y-%m-%d')}")
+                  f"float32{tf32}, {reps} alternating repetitions, "
+                  f"{time.strftime('%Y-%m-%d')}")
     layers = []
     for layer in LAYERS:
         console.print(f"  layer {layer.name} ...")
