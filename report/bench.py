@@ -158,7 +158,8 @@ def bench_layer(layer: Layer, reps: int, seed: int, device: torch.device) -> dic
             "sparse_vs_conv": t["sparse"] / t["conv"], "dense_vs_sdpa": t["dense"] / t["sdpa"],
             "compact_vs_conv": t["compact"] / t["conv"],
             "compact_selection": compact.construction.selection,
-            "max_abs_diff": float((attn(x) - conv(x)).abs().max())}
+            "max_abs_diff": max(float((layer(x) - conv(x)).abs().max())
+                                for layer in (attn, compact))}
 
 
 def build_network(name: str) -> nn.Module:
@@ -275,7 +276,9 @@ def _bench_network(name: str, image: int, reps: int, device: torch.device,
     if device.type == "cuda":  # device memory: peak allocated, weights included, each task
         _sync(device)
         torch.cuda.reset_peak_memory_stats(device)
-        model(example)
+    model(example)  # a warm process on every device: conversion time without first-call costs
+    _sync(device)
+    if device.type == "cuda":
         gpu_peaks["forward"] = torch.cuda.max_memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
@@ -401,7 +404,8 @@ def _run_benchmarks(out_dir: Path, console: Console, *, quick: bool, seed: int, 
     dev = torch.device(device)
     reps = 3 if quick else 10
     image = image or (64 if quick else 224)
-    networks = networks or (("resnet50",) if quick else ("resnet50", "efficientnet_b0"))
+    networks = networks or (("resnet50",) if quick else
+                            ("resnet50", "efficientnet_b0", "mobilenetv3_large_w1"))
     card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     tf32 = " (TF32 off)" if dev.type == "cuda" else ""
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {card}, "
@@ -452,6 +456,7 @@ def _run_benchmarks(out_dir: Path, console: Console, *, quick: bool, seed: int, 
           f"{r['seconds']:.2f}"] for r in symbolic]))
     path = atomic_write_text(out_dir / "bench.json", json.dumps(_no_nan(
         {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+         "tf32": False,  # float32 throughout; on CUDA TF32 is switched off (float32_context)
          "threads": torch.get_num_threads(), "device": card, "reps": reps, "layers": layers,
          "networks": nets, "training": training, "symbolic": symbolic,
          "layer_specs": [asdict(x) for x in LAYERS]}),

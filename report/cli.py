@@ -336,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="fewer repetitions, resnet50 only, 64x64 images (a smoke run)")
     bench.add_argument("--networks", nargs="+", metavar="NAME",
-                       help="pytorchcv networks (default: resnet50 efficientnet_b0; also "
-                            "mobilenetv3_large_w1, mobilenetv3_small_w1, resnet18, "
+                       help="pytorchcv networks (default: resnet50 efficientnet_b0 "
+                            "mobilenetv3_large_w1; also mobilenetv3_small_w1, resnet18, "
                             "regnetx002)")
     bench.add_argument("--image", type=positive_int, default=None,
                        help="image side in pixels (default: 224; 64 with --quick)")

@@ -115,3 +115,44 @@ def test_structural_weights_count_what_the_compact_layer_stores(spec, P):
     stored = sum(p.numel() for name, p in layer.attention.named_parameters()
                  if name in ("value.weight", "output.weight"))
     assert structural_weights(conv_geometry(conv, P)) == stored
+
+
+def test_shared_convolution_stays_shared_and_model_may_be_a_conv():
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    model = nn.Sequential(conv, nn.ReLU(), conv)
+    converted = convert_model(model, torch.zeros(1, 2, 4, 4))
+    assert converted[0] is converted[2]
+    single = convert_model(conv, torch.zeros(1, 2, 4, 4))
+    assert isinstance(single, ConvAttention)
+
+
+def test_training_mode_preserved_and_batchnorm_untouched():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2)).train()
+    stats = model[1].running_mean.clone()
+    converted = convert_model(model, torch.randn(4, 1, 4, 4))
+    assert converted.training and converted[0].training
+    assert torch.equal(model[1].running_mean, stats)
+
+
+def test_layer_not_reached_needs_explicit_patch_size():
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(ValueError, match="'unused' did not run"):
+        convert_model(Unused(), torch.zeros(1, 1, 4, 4))
+    converted = convert_model(Unused(), torch.zeros(1, 1, 4, 4), {"unused": 2})
+    assert converted.unused.patch_size == 2
+
+
+def test_subclass_without_own_forward_is_converted():
+    class Tagged(nn.Conv2d):
+        pass
+
+    conv = Tagged(1, 1, 3, padding=1)
+    x = torch.randn(1, 1, 4, 4)
+    torch.testing.assert_close(as_attention(conv, 2)(x), conv(x))
