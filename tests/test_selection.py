@@ -207,3 +207,23 @@ def test_scatter_rounds_follow_an_index_edited_in_place_or_swapped():
     with pytest.raises(ValueError, match=r"index entries must lie in \[0, 2\)"):
         sel.load_state_dict(bad)
     assert torch.equal(sel.index, torch.tensor([1, 1, 1]))  # refused before any write
+
+
+def test_cpu_scatter_equals_the_rounds_bitwise():
+    """On the CPU a scatter runs as one index_add, elsewhere (and when traced) as rounds of
+    gathers: the same sums in the same order, so the two are bitwise equal, on any number
+    of threads."""
+    torch.manual_seed(0)
+    sel = Selection(300, 40, torch.randint(0, 40, (300,)), "scatter")
+    x = torch.randn(3, 5, 300)
+    padded = F.pad(x, (0, 1))
+    rounds = padded.index_select(-1, sel.rounds[0])
+    for k in range(1, len(sel.rounds)):
+        rounds = rounds + padded.index_select(-1, sel.rounds[k])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sel(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(sel(x) - sel.bias, rounds) and torch.equal(one, sel(x))
