@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vitconv.numeric.selection import Selection
+from vitconv.numeric.selection import Selection, check_input_dtype
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,7 @@ class GroupedLinear(nn.Module):
                 f"groups={self.groups}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != self.weight.dtype and not torch.is_autocast_enabled(x.device.type):
-            raise ValueError(f"input dtype {x.dtype} differs from the weights' "
-                             f"{self.weight.dtype} (nn.Linear refuses this too)")
+        check_input_dtype(x, self.weight.dtype, "weights'")
         lead = x.shape[:-1]
         rows = math.prod(lead)  # explicit, not -1: an empty batch must work too
         G, (n, c) = self.groups, (self.in_shape.slots, self.in_shape.channels)

@@ -21,6 +21,14 @@ from torch import nn
 SELECTION_KINDS = ("gather", "scatter")
 
 
+def check_input_dtype(x: torch.Tensor, dtype: torch.dtype, of: str) -> None:
+    """Refuse an input in another dtype than the layer's ``of`` (``"layer's"``,
+    ``"weights'"``), as ``nn.Linear`` does; under autocast its rules apply instead."""
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(f"input dtype {x.dtype} differs from the {of} {dtype} "
+                         "(nn.Linear refuses this too)")
+
+
 class Selection(nn.Module):
     """``y = x S^T + b`` with ``S`` a 0/1 ``(out_features, in_features)`` matrix.
 
@@ -77,9 +85,7 @@ class Selection(nn.Module):
                 f"kind={self.kind!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != self.bias.dtype and not torch.is_autocast_enabled(x.device.type):
-            raise ValueError(f"input dtype {x.dtype} differs from the layer's "
-                             f"{self.bias.dtype} (nn.Linear refuses this too)")
+        check_input_dtype(x, self.bias.dtype, "layer's")
         if x.shape[-1] != self.in_features:
             raise ValueError(f"input has {x.shape[-1]} features, the selection takes "
                              f"{self.in_features}")

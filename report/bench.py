@@ -225,8 +225,8 @@ def _in_fresh_process(name: str, task: str, image: int) -> dict:
 
 def network_in_fresh_process(name: str, image: int, reps: int, device: str) -> dict:
     """:func:`bench_network` in a fresh interpreter: a network's timings must not depend
-    on what ran before it in the process (after one network's large dense-path tensors,
-    the next one's allocations were measured up to 9x slower)."""
+    on what ran before it in the process (allocator state, caches, earlier networks'
+    large dense-path tensors)."""
     return _fresh("import json, torch; from vitconv.report.bench import bench_network, "
                   "_no_nan; print(json.dumps(_no_nan(bench_network("
                   f"{name!r}, {image}, {reps}, torch.device({device!r})))))",
