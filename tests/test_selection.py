@@ -2,6 +2,7 @@
 and networks built with it: the same function as dense weights, in fewer numbers."""
 
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -227,3 +228,23 @@ def test_cpu_scatter_equals_the_rounds_bitwise():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(sel(x) - sel.bias, rounds) and torch.equal(one, sel(x))
+
+
+def test_traced_scatter_runs_the_rounds_and_adds():
+    """Traced (as CUDA always does) a scatter runs its own rounds of gathers: bitwise equal
+    to the CPU's index_add, and every output the sum of all inputs sent to it (a round that
+    overwrote instead of adding would lose all but one)."""
+    torch.manual_seed(1)
+    sel = Selection(200, 30, torch.randint(0, 30, (200,)), "scatter")
+    assert len(sel.rounds) > 1  # some output receives several inputs
+    x = torch.randn(4, 200, dtype=torch.float64)
+    sel = sel.double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing is deprecated, and warns of its limits
+        traced = torch.jit.trace(sel, x, check_trace=False)
+    assert "index_add" not in str(traced.graph) and "index_select" in str(traced.graph)
+    expected = torch.zeros(4, 30, dtype=torch.float64)
+    for i, j in enumerate(sel.index.tolist()):
+        expected[:, j] += x[:, i]
+    assert torch.equal(traced(x), sel(x))
+    torch.testing.assert_close(traced(x) - sel.bias, expected, rtol=0, atol=1e-12)

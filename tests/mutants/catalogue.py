@@ -81,9 +81,10 @@ CATALOGUE: tuple[Mutant, ...] = (
            "_copy_block(att.value.weight, (heads, slice(None)), "
            "1.05 * f.value.transpose(-1, -2))",
            "every head's value weights scaled by 1.05"),
+    # verify runs on the CPU, where a scatter is one index_add; the rounds of gathers that
+    # CUDA and traced graphs run are held to it bitwise by tests/test_selection.py.
     Mutant("selection_overwrites", "numeric/selection.py",
-           "y = y + padded.index_select(-1, self.rounds[k])",
-           "y = padded.index_select(-1, self.rounds[k])",
+           ".index_add(1, self.index, flat)", ".index_copy(1, self.index, flat)",
            "a stored selection overwrites where heads must add (compact layers)"),
     Mutant("selection_shifted", "numeric/selection.py",
            "y = x.index_select(-1, self.index)", "y = x.index_select(-1, self.index.roll(1))",
