@@ -17,17 +17,46 @@ from vitconv.theory.construction import block_taps
 from vitconv.theory.geometry import ConvGeometry
 
 
-def group_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, int], torch.Tensor]:
-    """``M_delta`` per channel group, without the zeros between groups.
+@dataclass(frozen=True)
+class Block:
+    """``M_delta`` of one offset per channel group, stored on the rows and columns its taps
+    reach; every other entry is zero: ``dense()[..., rows[:, None], cols] == matrix``.
+
+    A strided kernel's taps read only some pixels of a patch (a 1x1 kernel of stride 2 on
+    patches of 2: one of four), so the stored part can be far smaller than the block."""
+
+    matrix: torch.Tensor    # ([G,] len(rows), len(cols))
+    rows: torch.Tensor      # (len(rows),) int64, increasing: positions in the input token
+    cols: torch.Tensor      # (len(cols),) int64, increasing: positions in the output token
+    shape: tuple[int, int]  # (d_in, d_out) of the whole block (of one group)
+
+    @classmethod
+    def of(cls, M: torch.Tensor) -> Block:
+        """A dense ``([G,] d_in, d_out)`` matrix as a block on all its rows and columns."""
+        d_in, d_out = M.shape[-2:]
+        return cls(M, torch.arange(d_in, device=M.device), torch.arange(d_out, device=M.device),
+                   (d_in, d_out))
+
+    def dense(self) -> torch.Tensor:
+        """``([G,] d_in, d_out)``, zeros outside ``rows`` x ``cols``."""
+        M = self.matrix.new_zeros(*self.matrix.shape[:-2], *self.shape)
+        M[..., self.rows[:, None], self.cols[None, :]] = self.matrix
+        return M
+
+
+def offset_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, int], Block]:
+    """``M_delta`` per channel group as :class:`Block` s, on the pixels the taps touch.
 
     Args:
         weight: the convolution's kernel, ``(C_out, C_in/groups, Kh, Kw)``.
     Returns:
-        offset -> ``(groups, P*P*C_in/groups, P_out_h*P_out_w*C_out/groups)``: group ``g``'s
-        diagonal block of :func:`block_matrices`, rows and columns in token order
-        ``(pixel, channel of the group)`` (``vitconv.numeric.grouped_linear``'s layout). Memory and
-        work are linear in the kernel's size times ``P^2 P_out^2``, never quadratic in the
-        channel count of a grouped layer.
+        offset -> :class:`Block` of shape ``(P*P*C_in/groups, P_out_h*P_out_w*C_out/groups)``
+        per group (``matrix`` is ``(groups, ., .)``): group ``g``'s diagonal block of
+        :func:`block_matrices`, rows and columns in token order ``(pixel, channel of the
+        group)`` (``vitconv.numeric.grouped_linear``'s layout). Memory and work are linear
+        in the kernel's size times the pixels each offset reads and writes, never
+        quadratic in the channel count of a grouped layer, nor spent on the pixels a
+        strided kernel skips.
     """
     G = geom.groups
     P, ph, pw = geom.patch_size, geom.rows.out_patch, geom.cols.out_patch
@@ -35,12 +64,34 @@ def group_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, in
     per_group = weight.reshape(G, cout_g, cin_g, *weight.shape[2:])
     blocks = {}
     for delta, taps in block_taps(geom).items():
-        M = weight.new_zeros(G, P, P, cin_g, ph, pw, cout_g)
+        reads = sorted({bt.in_pixel for bt in taps})
+        writes = sorted({bt.out_pixel for bt in taps})
+        row_of = {pixel: i for i, pixel in enumerate(reads)}
+        col_of = {pixel: j for j, pixel in enumerate(writes)}
+        M = weight.new_zeros(G, len(reads), cin_g, len(writes), cout_g)
         for bt in taps:
-            M[:, bt.in_pixel[0], bt.in_pixel[1], :, bt.out_pixel[0], bt.out_pixel[1], :] = \
+            M[:, row_of[bt.in_pixel], :, col_of[bt.out_pixel], :] = \
                 per_group[:, :, :, bt.tap[0], bt.tap[1]].transpose(1, 2)
-        blocks[delta] = M.reshape(G, P * P * cin_g, ph * pw * cout_g)
+        blocks[delta] = Block(
+            M.reshape(G, len(reads) * cin_g, len(writes) * cout_g),
+            _positions(reads, P, cin_g, weight.device),
+            _positions(writes, pw, cout_g, weight.device),
+            (P * P * cin_g, ph * pw * cout_g))
     return blocks
+
+
+def _positions(pixels: list[tuple[int, int]], width: int, channels: int,
+               device: torch.device) -> torch.Tensor:
+    """Token positions ``(u * width + v) * channels + c`` of the given pixels' channels,
+    increasing when ``pixels`` is sorted."""
+    flat = torch.tensor([u * width + v for u, v in pixels], dtype=torch.long, device=device)
+    return (flat[:, None] * channels + torch.arange(channels, device=device)).reshape(-1)
+
+
+def group_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, int], torch.Tensor]:
+    """:func:`offset_blocks` as dense ``(groups, P*P*C_in/groups,
+    P_out_h*P_out_w*C_out/groups)`` tensors, zeros included."""
+    return {delta: block.dense() for delta, block in offset_blocks(weight, geom).items()}
 
 
 def block_matrices(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, int], torch.Tensor]:
@@ -85,7 +136,6 @@ class Factorization:
     index: torch.Tensor  # (r,) int64
     selects: str         # the factor that is the selection: "output" or "value"
     size: int            # the selection's other side: d_out ("output") or d_in ("value")
-    tied: bool = False   # as many nonzero rows as columns: either side would do
 
     @property
     def width(self) -> int:
@@ -119,36 +169,59 @@ class Factors:
         return self.value.shape[-1]
 
 
-def factorize(M: torch.Tensor, prefer: str = "output") -> Factorization:
-    """Split ``M`` exactly into ``value @ output`` of inner width
-    ``min(#nonzero rows, #nonzero columns)`` (docs/theory.md §3.2).
+SIDES = ("output", "value")
 
-    ``M`` may be one matrix ``(d_in, d_out)`` or a stack ``(groups, d_in, d_out)`` (the
-    per-group blocks of :func:`group_blocks`); a stack is split with one width for every
-    group, from the rows and columns nonzero in some group, and the factors are stacks too.
 
-    With ``r`` nonzero columns (no more than the nonzero rows), ``value`` is those columns
-    of ``M`` and ``output`` selects them back; otherwise ``value`` selects the nonzero rows
-    and ``output`` is those rows. The width is at least ``rank(M)`` (the least any
-    factorisation needs) and equals it for the blocks of a generic kernel, whose nonzero
-    pattern is what limits the rank. The work is linear in the size of ``M`` (no SVD), the
-    result is the same on every machine and thread count, and it keeps ``M``'s dtype and
-    device. When every column (row) is kept, ``kept`` is ``M`` itself, not a copy. With as
-    many nonzero rows as columns (zero width included) either split has the same width;
-    ``prefer`` (``"output"`` or ``"value"``: which factor is the selection) decides, and
-    ``tied`` records that it did.
+def factorize(M: torch.Tensor | Block, selects: str | None = None) -> Factorization:
+    """Split ``M`` exactly into ``value @ output`` (docs/theory.md §3.2), one factor a 0/1
+    selection and the other entries of ``M``.
+
+    ``M`` may be one matrix ``(d_in, d_out)``, a stack ``(groups, d_in, d_out)`` (the
+    per-group blocks of :func:`group_blocks`) or a :class:`Block` (of
+    :func:`offset_blocks`: only its stored part is read); a stack is split with one width
+    for every group, from the rows and columns nonzero in some group, and the factors are
+    stacks too.
+
+    ``selects`` picks the selection: ``"output"`` (``value`` is the ``r`` nonzero columns
+    of ``M``, ``output`` selects them back), ``"value"`` (``value`` selects the ``r``
+    nonzero rows, ``output`` is those rows), or ``None``: the side with the smaller width
+    ``min(#nonzero rows, #nonzero columns)`` (``"output"`` on ties). That width is at least
+    ``rank(M)`` (the least any factorisation needs) and equals it for the blocks of a
+    generic kernel, whose nonzero pattern is what limits the rank. The work is linear in
+    the stored size of ``M`` (no SVD), the result is the same on every machine and thread
+    count, and it keeps ``M``'s dtype and device. When every stored column (row) is kept
+    and the block has no others, ``kept`` is the stored matrix itself, not a copy.
     """
-    if prefer not in ("output", "value"):
-        raise ValueError(f"prefer={prefer!r} must be 'output' or 'value'")
-    nonzero = M != 0
-    if M.ndim == 3:
+    if selects not in (None, *SIDES):
+        raise ValueError(f"selects={selects!r} must be None, 'output' or 'value'")
+    block = M if isinstance(M, Block) else Block.of(M)
+    nonzero = block.matrix != 0
+    if nonzero.ndim == 3:
         nonzero = nonzero.any(0)
-    rows = nonzero.any(1).nonzero().flatten()
-    cols = nonzero.any(0).nonzero().flatten()
-    d_in, d_out = M.shape[-2:]
-    tied = len(cols) == len(rows)
-    if len(cols) < len(rows) or (tied and prefer == "output"):
-        kept = M if len(cols) == d_out else M[..., cols]                     # (d_in, r)
-        return Factorization(kept, cols, "output", d_out, tied)
-    kept = M if len(rows) == d_in else M[..., rows, :]                       # (r, d_out)
-    return Factorization(kept, rows, "value", d_in, tied)
+    local_rows = nonzero.any(1).nonzero().flatten()
+    local_cols = nonzero.any(0).nonzero().flatten()
+    d_in, d_out = block.shape
+    if selects is None:
+        selects = "output" if len(local_cols) <= len(local_rows) else "value"
+    if selects == "output":                                                  # (d_in, r)
+        part = _take(block.matrix, -1, local_cols)
+        kept = _spread(part, -2, block.rows, d_in)
+        return Factorization(kept, block.cols[local_cols], "output", d_out)
+    part = _take(block.matrix, -2, local_rows)                               # (r, d_out)
+    kept = _spread(part, -1, block.cols, d_out)
+    return Factorization(kept, block.rows[local_rows], "value", d_in)
+
+
+def _take(matrix: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """``matrix`` restricted to ``index`` along ``dim``; ``matrix`` itself when that is all."""
+    return matrix if len(index) == matrix.shape[dim] else matrix.index_select(dim, index)
+
+
+def _spread(part: torch.Tensor, dim: int, positions: torch.Tensor, size: int) -> torch.Tensor:
+    """``part`` placed at ``positions`` of a zero tensor of ``size`` along ``dim``;
+    ``part`` itself when the positions are all of them."""
+    if len(positions) == size:
+        return part
+    shape = list(part.shape)
+    shape[dim] = size
+    return part.new_zeros(shape).index_copy_(dim % part.ndim, positions, part)

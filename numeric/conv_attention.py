@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitconv.numeric.attention import DEFAULT_KEY_DIM, RelativeMultiheadAttention, tracing
-from vitconv.numeric.blocks import Factorization, Factors, factorize, group_blocks
+from vitconv.numeric.blocks import Factorization, Factors, factorize, offset_blocks
 from vitconv.numeric.convertible import check_convertible, conv_geometry
 from vitconv.numeric.grouped_linear import ChannelGroups, GroupedShape
 from vitconv.numeric.patches import frame_image, patchify, unpatchify
 from vitconv.numeric.selection import Selection
+from vitconv.theory.construction import compact_side
 from vitconv.theory.geometry import PADDING_MODES, ConvGeometry
 
 
@@ -277,15 +278,20 @@ def as_attention(
             a fixed shape, whatever the kernel's ranks).
         offset_range: the bias table's range (default: the plan plus a border); a wider
             table lets later training attend anywhere.
-        compact: store the factor that is a 0/1 selection as indices
+        compact: store one factor of every head as the 0/1 selection it is, as indices
             (:class:`~numeric.selection.Selection`: same function, about half the weights
-            on pixel tokens) when every head's selection is on the same side, with
-            ``heads="plan"`` and no ``value_dims``. That projection's ones are then fixed
-            (its bias stays trainable): for inference; ``False`` (default) keeps both
+            on pixel tokens), with ``heads="plan"`` and no ``value_dims``. The side is the
+            one that leaves the fewest weights (``vitconv.theory.construction.compact_side``;
+            where both dense store fewer, both stay dense), so a head's width may exceed
+            its rank (a 1x1 kernel of stride 2 at ``P = 2`` selects its ``C_in`` inputs
+            rather than store 4x its kernel). That projection's ones are then fixed (its
+            bias stays trainable): for inference; ``False`` (default) keeps both
             projections ordinary trainable weights.
     Returns:
         A :class:`ConvAttention` on the conv's device and dtype; with ``heads="plan"`` one
-        head per offset of the plan, head ``h`` of value width ``rank(M_{delta_h})``.
+        head per offset of the plan, head ``h`` of value width ``rank(M_{delta_h})`` (for
+        a generic kernel; the nonzero rows or columns of ``M_{delta_h}``, whichever are
+        fewer, or those of the compact side).
     Raises:
         TypeError: ``conv`` is not a plain ``nn.Conv2d``.
         ValueError: ``patch_size`` is not a positive multiple of the stride, the
@@ -317,10 +323,15 @@ def as_attention(
             f"this convolution needs {geometry.num_heads} heads on patches of {patch_size} "
             f"(offsets {geometry.rows.offsets()} x {geometry.cols.offsets()}), "
             f"but max_heads={max_heads}")
-    # Per channel group: a grouped or depthwise layer costs its own weights, not C_in x C_out.
+    # Per channel group: a grouped or depthwise layer costs its own weights, not C_in x C_out;
+    # each block only on the pixels its taps touch (a strided kernel skips the others).
     groups = geometry.groups
-    blocks = group_blocks(conv.weight.detach(), geometry)
-    factors = [factorize(blocks[delta]) for delta in geometry.head_plan()]
+    blocks = offset_blocks(conv.weight.detach(), geometry)
+    # A compact layer stores one side as indices, the side that leaves the fewest weights
+    # (theory.construction.compact_side, from the geometry alone); None: both dense.
+    selection = compact_side(geometry) if compact else None
+    factors = [factorize(blocks[delta], selection) for delta in geometry.head_plan()]
+    del blocks  # the factors hold what they need of them
     if value_dims is not None:
         widths = ([value_dims] * len(factors) if isinstance(value_dims, int)
                   else list(value_dims))
@@ -330,26 +341,12 @@ def as_attention(
             raise ValueError(f"value_dims {tuple(widths)} must be multiples of the "
                              f"convolution's groups={groups}")
         factors = [pad_factor(f, w // groups) for f, w in zip(factors, widths, strict=True)]
-    selection = _common_side(factors) if compact else None
-    if selection is not None:  # heads that could select on either side take the common one
-        factors = [factorize(blocks[d], selection) if f.tied else f
-                   for f, d in zip(factors, geometry.head_plan(), strict=True)]
     record = ConstructionRecord("plan", geometry, conv.padding_mode, geometry.head_plan(),
                                 alpha, tuple(groups * f.width for f in factors),
                                 value_groups=groups, selection=selection)
     module = _content_free_module(conv, record, factors, key_dim, offset_range)
     module.attention.select_offsets(record.head_plan, alpha)
     return module
-
-
-def _common_side(factors: list[Factorization]) -> str | None:
-    """The side every head's selection can take (heads with as many nonzero rows as
-    columns, zero-width ones included, can take either), or ``None`` when heads need
-    different sides (then both projections stay dense)."""
-    sides = {f.selects for f in factors if not f.tied}
-    if len(sides) > 1:
-        return None
-    return sides.pop() if sides else "output"
 
 
 def pad_factor(f: Factorization, width: int) -> Factors:

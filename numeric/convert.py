@@ -252,8 +252,9 @@ def convert_model(
     plan runs on a copy (whose convolutions read the original's weights without holding
     them), freed before the conversion starts. Nor are the convolutions' weights copied
     into the result: each is read once into its attention layer, which takes its place in
-    the copy. Peak memory is about the model plus the converted network plus one layer's
-    blocks.
+    the copy. Peak memory is about the model plus the converted network plus the larger
+    of the planning forward's activations (at ``example_input``'s batch) and one layer's
+    blocks (only the pixels its taps touch, ``vitconv.numeric.blocks.offset_blocks``).
     The returned copy carries its plan as ``conversion_plan``.
     """
     if compact is not None and not isinstance(compact, bool):

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from torch import nn
 
 from vitconv.numeric import as_attention, convert_model
+from vitconv.numeric.convertible import conv_geometry
 from vitconv.numeric.grouped_linear import weight_matrix
 from vitconv.numeric.selection import Selection
+from vitconv.theory.construction import compact_costs
 
 
 @st.composite
@@ -124,9 +126,30 @@ def test_compact_is_refused_where_no_factor_is_a_selection():
             as_attention(conv, 1, compact=True, **kwargs)
     with pytest.raises(ValueError, match="compact must be a bool"):
         as_attention(conv, 1, compact="yes")
-    # Heads whose selections sit on different sides stay dense (3x3 stride 2 at P = 2).
-    mixed = as_attention(nn.Conv2d(4, 8, 3, stride=2, padding=1), 2, compact=True)
-    assert mixed.construction.selection is None
+
+
+
+def test_compact_side_is_the_one_storing_fewest_weights():
+    """Heads whose narrower factor sits on different sides (3x3 stride 2 at P = 2) share
+    the side that stores least, and a 1x1 kernel of stride 2 at P = 2, which reads one
+    input pixel of four, selects its inputs rather than store 4x its kernel."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 8, 8, dtype=torch.float64)
+    for conv, side in ((nn.Conv2d(8, 8, 3, stride=2, padding=1), "value"),
+                       (nn.Conv2d(8, 4, 1, stride=2), "value")):
+        conv = conv.double()
+        dense, compact = as_attention(conv, 2), as_attention(conv, 2, compact=True)
+        assert compact.construction.selection == side
+        stored = {name: sum(p.numel() for n, p in layer.attention.named_parameters()
+                            if n in ("value.weight", "output.weight"))
+                  for name, layer in (("dense", dense), ("compact", compact))}
+        costs = compact_costs(conv_geometry(conv, 2))
+        assert stored == {"dense": costs[None], "compact": costs[side]}
+        assert costs[side] == min(costs.values())
+        for path in ("sparse", "dense"):
+            compact.execution = path
+            assert torch.allclose(compact(x), conv(x), rtol=0, atol=1e-12)
+    assert stored["compact"] == conv.weight.numel()  # the 1x1 stride-2 kernel, once
 
 
 def test_convert_model_is_compact_for_hard_masks_only():

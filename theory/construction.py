@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from itertools import product
 
 import sympy as sp
 
@@ -50,36 +49,22 @@ def block_taps(geom: ConvGeometry) -> dict[tuple[int, int], tuple[BlockTap, ...]
 def structural_widths(geom: ConvGeometry) -> tuple[int, ...]:
     """Value width per head of the plan for a generic kernel (docs/theory.md §3.2):
     ``min(#nonzero rows, #nonzero columns)`` of ``M_delta``, i.e. the input pixels some tap
-    reads times ``C_in`` against the output pixels times ``C_out``. A specific kernel (zero
-    taps or channels) never needs more; it is what ``vitconv.numeric.blocks.factorize`` uses."""
-    widths = []
-    for taps in block_taps(geom).values():
-        reads = len({bt.in_pixel for bt in taps})
-        writes = len({bt.out_pixel for bt in taps})
-        widths.append(min(reads * geom.in_channels, writes * geom.out_channels))
-    return tuple(widths)
+    reads times ``C_in`` against the output pixels times ``C_out`` (:func:`head_extents`).
+    A specific kernel (zero taps or channels) never needs more; it is what
+    ``vitconv.numeric.blocks.factorize`` uses."""
+    return tuple(geom.groups * min(reads, writes) for reads, writes in head_extents(geom))
 
 
-def structural_weights(geom: ConvGeometry) -> int:
-    """Numbers the compact construction stores in ``W_V`` and ``W_O`` for a generic kernel.
-
-    Per head and channel group, the factor of ``M_delta`` that is not a selection
-    (``vitconv.numeric.blocks.factorize``): its kept columns over the whole input token
-    (``P^2 C_in/groups`` rows) when the output pixels written are fewer than the input
-    pixels read, else its kept rows over the whole output token (ties take either side).
-    The selections are stored as indices (``vitconv.numeric.selection``) when every head
-    selects on the same side; when heads need different sides (strided layers on larger
-    patches) both projections stay dense, and the selections count too. At ``P = 1`` and
-    stride 1 this is the kernel's own size; it grows with ``P``, since zero rows inside a
-    block are stored too.
+def head_extents(geom: ConvGeometry) -> tuple[tuple[int, int], ...]:
+    """Per head of the plan and channel group, ``(reads, writes)``: the entries of the
+    group's input token that some tap of ``M_delta`` reads (input pixels times
+    ``C_in/groups``) and of its output token that some tap writes (output pixels times
+    ``C_out/groups``): the nonzero rows and columns of the block for a generic kernel.
 
     The taps of :func:`block_taps` are a product of the two axes' placements, so the pixels
     an offset reads (writes) are a product too: the count costs ``O(P K)``, not ``O(P^2 K^2)``.
     """
-    G = geom.groups
-    cin, cout = geom.in_channels // G, geom.out_channels // G
-    token_in = geom.patch_size**2 * cin
-    token_out = geom.rows.out_patch * geom.cols.out_patch * cout
+    cin, cout = geom.in_channels // geom.groups, geom.out_channels // geom.groups
 
     def per_offset(axis) -> dict[int, tuple[int, int]]:  # offset -> (positions read, written)
         reads: dict[int, set[int]] = {}
@@ -90,15 +75,59 @@ def structural_weights(geom: ConvGeometry) -> int:
         return {d: (len(reads[d]), len(writes[d])) for d in reads}
 
     rows, cols = per_offset(geom.rows), per_offset(geom.cols)
-    heads = [(read_r * read_c * cin, write_r * write_c * cout)
-             for (read_r, write_r), (read_c, write_c) in product(rows.values(), cols.values())]
-    kept = sum(token_in * writes if writes <= reads else reads * token_out
-               for reads, writes in heads)
-    sides = {writes < reads for reads, writes in heads if reads != writes}
-    # Mixed sides: the selections are dense too (r x token_out, or token_in x r).
-    selections = 0 if len(sides) <= 1 else sum(
-        writes * token_out if writes <= reads else token_in * reads for reads, writes in heads)
-    return G * (kept + selections)
+    return tuple((rows[dr][0] * cols[dc][0] * cin, rows[dr][1] * cols[dc][1] * cout)
+                 for dr, dc in geom.head_plan())
+
+
+COMPACT_SIDES = ("output", "value", None)  # in the order that breaks ties
+
+
+def compact_costs(geom: ConvGeometry) -> dict[str | None, int]:
+    """Numbers stored in ``W_V`` and ``W_O`` for a generic kernel, per way of storing the
+    plan construction (``vitconv.numeric.blocks.factorize``), over all channel groups:
+
+    * ``"output"``: every head's output factor is a selection, stored as indices; its value
+      factor is the ``writes`` nonzero columns of ``M_delta`` over the whole input token;
+    * ``"value"``: every head's value factor is a selection; its output factor is the
+      ``reads`` nonzero rows over the whole output token;
+    * ``None``: both factors dense, each head of width ``min(reads, writes)``
+      (:func:`structural_widths`), the selection stored as a 0/1 matrix.
+
+    Zero rows (columns) inside a kept factor are stored too, so a side whose kept factor
+    spans a token the taps read (write) only a part of costs more: a 1x1 kernel of stride 2
+    on patches of 2 reads one input pixel of four, so its value factor over the whole input
+    token would store 4x the kernel, its output factor over the one output pixel 1x.
+    """
+    G = geom.groups
+    token_in = geom.patch_size**2 * geom.in_channels // G
+    token_out = geom.rows.out_patch * geom.cols.out_patch * geom.out_channels // G
+    heads = head_extents(geom)
+    return {
+        "output": G * sum(token_in * writes for _, writes in heads),
+        "value": G * sum(reads * token_out for reads, _ in heads),
+        None: G * sum((token_in + token_out) * min(reads, writes) for reads, writes in heads),
+    }
+
+
+def compact_side(geom: ConvGeometry) -> str | None:
+    """The side a compact layer stores as a selection: the way of :func:`compact_costs`
+    that stores the fewest numbers; on ties the one with the narrower heads (less work per
+    token: the selection's own width, ``writes`` or ``reads`` per head, or the smaller of
+    the two when both are dense), then ``"output"``, ``"value"``, ``None`` (both dense).
+    Decided by the geometry alone, never by the kernel's values."""
+    costs = compact_costs(geom)
+    heads = head_extents(geom)
+    widths = {"output": sum(w for _, w in heads), "value": sum(r for r, _ in heads),
+              None: sum(min(r, w) for r, w in heads)}
+    return min(COMPACT_SIDES,
+               key=lambda side: (costs[side], widths[side], COMPACT_SIDES.index(side)))
+
+
+def structural_weights(geom: ConvGeometry) -> int:
+    """Numbers the compact construction stores in ``W_V`` and ``W_O`` for a generic kernel:
+    :func:`compact_costs` of :func:`compact_side`. At ``P = 1`` and stride 1 this is the
+    kernel's own size; it grows with ``P``, since zero rows inside a block are stored too."""
+    return compact_costs(geom)[compact_side(geom)]
 
 
 def group_input_channels(out_channel: int, geom: ConvGeometry) -> range:

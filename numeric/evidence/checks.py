@@ -113,8 +113,10 @@ def compare_case(case: ConvCase, *, dtype: torch.dtype = torch.float64, batch: i
 
 
 class strict_float32:  # noqa: N801 - used as a context manager, like torch.no_grad
-    """Switch TF32 off on CUDA (cuDNN convolutions and matmuls use it by default), so that
-    float32 results obey float32 rounding bounds; restores the previous settings."""
+    """Switch TF32 off on CUDA, so that float32 results obey float32 rounding bounds: cuDNN
+    convolutions use it by default, and matmuls wherever a program has allowed it
+    (``torch.backends.cuda.matmul.allow_tf32``, ``torch.set_float32_matmul_precision``);
+    restores the previous settings."""
 
     def __enter__(self) -> None:
         self._saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
