@@ -185,12 +185,15 @@ def factorize(M: torch.Tensor | Block, selects: str | None = None) -> Factorizat
     ``selects`` picks the selection: ``"output"`` (``value`` is the ``r`` nonzero columns
     of ``M``, ``output`` selects them back), ``"value"`` (``value`` selects the ``r``
     nonzero rows, ``output`` is those rows), or ``None``: the side with the smaller width
-    ``min(#nonzero rows, #nonzero columns)`` (``"output"`` on ties). That width is at least
-    ``rank(M)`` (the least any factorisation needs) and equals it for the blocks of a
-    generic kernel, whose nonzero pattern is what limits the rank. The work is linear in
-    the stored size of ``M`` (no SVD), the result is the same on every machine and thread
-    count, and it keeps ``M``'s dtype and device. When every stored column (row) is kept
-    and the block has no others, ``kept`` is the stored matrix itself, not a copy.
+    ``min(#nonzero rows, #nonzero columns)`` (``"output"`` on ties). Every width is at
+    least ``rank(M)`` (the least any factorisation needs); the smaller one often equals it
+    for a generic kernel, whose nonzero pattern limits the rank, but not always (dilated
+    kernels can give blocks of lower rank; docs/theory.md §3.2). The work is linear in the
+    stored part of ``M`` and the factor returned (no SVD), the result is the same on every
+    machine and thread count, and it keeps ``M``'s dtype and device. ``kept`` is the
+    stored matrix itself, not a copy, when it keeps all of the stored part and the stored
+    part spans the whole block on the other axis (all rows for ``"output"``, all columns
+    for ``"value"``).
     """
     if selects not in (None, *SIDES):
         raise ValueError(f"selects={selects!r} must be None, 'output' or 'value'")

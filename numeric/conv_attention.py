@@ -280,18 +280,18 @@ def as_attention(
             table lets later training attend anywhere.
         compact: store one factor of every head as the 0/1 selection it is, as indices
             (:class:`~numeric.selection.Selection`: same function, about half the weights
-            on pixel tokens), with ``heads="plan"`` and no ``value_dims``. The side is the
-            one that leaves the fewest weights (``vitconv.theory.construction.compact_side``;
-            where both dense store fewer, both stay dense), so a head's width may exceed
-            its rank (a 1x1 kernel of stride 2 at ``P = 2`` selects its ``C_in`` inputs
-            rather than store 4x its kernel). That projection's ones are then fixed (its
-            bias stays trainable): for inference; ``False`` (default) keeps both
-            projections ordinary trainable weights.
+            on pixel tokens), with ``heads="plan"`` and no ``value_dims``. The side, the
+            same for every head, is the one that leaves the fewer weights
+            (``vitconv.theory.construction.compact_side``), so a head may be wider than
+            ``factorize`` would make it (a 1x1 kernel of stride 2 at ``P = 2`` selects its
+            ``C_in`` inputs rather than store 4x its kernel). That projection's ones are
+            then fixed (its bias stays trainable): for inference; ``False`` (default)
+            keeps both projections ordinary trainable weights.
     Returns:
         A :class:`ConvAttention` on the conv's device and dtype; with ``heads="plan"`` one
-        head per offset of the plan, head ``h`` of value width ``rank(M_{delta_h})`` (for
-        a generic kernel; the nonzero rows or columns of ``M_{delta_h}``, whichever are
-        fewer, or those of the compact side).
+        head per offset of the plan, head ``h`` of value width ``min(#nonzero rows,
+        #nonzero columns)`` of ``M_{delta_h}`` (at least its rank; compact: those of the
+        chosen side).
     Raises:
         TypeError: ``conv`` is not a plain ``nn.Conv2d``.
         ValueError: ``patch_size`` is not a positive multiple of the stride, the
@@ -327,7 +327,7 @@ def as_attention(
     # each block only on the pixels its taps touch (a strided kernel skips the others).
     groups = geometry.groups
     blocks = offset_blocks(conv.weight.detach(), geometry)
-    # A compact layer stores one side as indices, the side that leaves the fewest weights
+    # A compact layer stores one side as indices, the side that leaves the fewer weights
     # (theory.construction.compact_side, from the geometry alone); None: both dense.
     selection = compact_side(geometry) if compact else None
     factors = [factorize(blocks[delta], selection) for delta in geometry.head_plan()]

@@ -49,12 +49,14 @@ def patch_candidates(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...]) -> lis
 
 def choose_patch_size(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...],
                       max_heads: int = DEFAULT_MAX_HEADS,
-                      max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO) -> int:
+                      max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
+                      compact: bool = True) -> int:
     """The admissible patch size weighing heads against weights.
 
     ``affordable``: the sizes whose construction stores at most ``max_weight_ratio`` times
-    the kernel's entries (``structural_weights``; the smallest admissible size usually
-    stores about 1x). The choice is the smallest affordable size needing at most
+    the kernel's entries (``structural_weights``, of the compact layer or, with
+    ``compact=False``, of the dense one; the smallest admissible size usually stores
+    about 1x compact). The choice is the smallest affordable size needing at most
     ``max_heads`` heads; when none does, the affordable size with the fewest heads (the
     smallest such on ties); when none is affordable, the size storing the fewest entries.
     ``max_weight_ratio=inf`` lets heads alone decide.
@@ -69,7 +71,7 @@ def choose_patch_size(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...],
                          f"of stride={conv.stride}")
     geometries = {P: conv_geometry(conv, P) for P in candidates}
     heads = {P: g.num_heads for P, g in geometries.items()}
-    weights = {P: structural_weights(g) for P, g in geometries.items()}
+    weights = {P: structural_weights(g, compact) for P, g in geometries.items()}
     affordable = [P for P in candidates if weights[P] <= max_weight_ratio * conv.weight.numel()]
     within = [P for P in affordable if heads[P] <= max_heads]
     if within:
@@ -173,6 +175,7 @@ def plan_conversion(
     max_heads: int = DEFAULT_MAX_HEADS,
     max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
     on_copy: bool = False,
+    compact: bool = True,
 ) -> tuple[LayerPlan, ...]:
     """A patch size for every ``nn.Conv2d`` of ``model`` (by module name).
 
@@ -183,6 +186,8 @@ def plan_conversion(
         max_heads, max_weight_ratio: guide :func:`choose_patch_size`; never refuse a layer.
         on_copy: run a copy instead of ``model`` itself (:func:`_sizes_on_a_copy`), so
             that ``model`` is not even run.
+        compact: whether the layers will store their selections as indices (what
+            ``weights`` counts, and the patch choice weighs).
     Raises:
         TypeError: a ``Conv2d`` subclass with its own ``forward`` (named).
         ValueError: a mapping names no convolution, or a layer not reached by
@@ -192,6 +197,8 @@ def plan_conversion(
     if isinstance(max_heads, bool) or not isinstance(max_heads, int) or max_heads < 1:
         raise ValueError(f"max_heads must be a positive int, got {max_heads!r}")
     _check_weight_ratio(max_weight_ratio)
+    if not isinstance(compact, bool):
+        raise ValueError(f"compact must be a bool, got {compact!r}")
     if not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a torch.Tensor, got "
                         f"{type(example_input).__name__}")
@@ -218,9 +225,10 @@ def plan_conversion(
             raise ValueError(f"layer {name!r} did not run on example_input; give its patch "
                              "size in patch_size={name: size}")
         else:
-            P = choose_patch_size(conv, seen, max_heads, max_weight_ratio)
+            P = choose_patch_size(conv, seen, max_heads, max_weight_ratio, compact)
         geometry = conv_geometry(conv, P)
-        plans.append(LayerPlan(name, seen, P, geometry.num_heads, structural_weights(geometry)))
+        plans.append(LayerPlan(name, seen, P, geometry.num_heads,
+                               structural_weights(geometry, compact)))
     return tuple(plans)
 
 
@@ -261,7 +269,7 @@ def convert_model(
         raise ValueError(f"compact must be None or a bool, got {compact!r}")
     compact = alpha is None if compact is None else compact
     plans = plan_conversion(model, example_input, patch_size, max_heads=max_heads,
-                            max_weight_ratio=max_weight_ratio, on_copy=True)
+                            max_weight_ratio=max_weight_ratio, on_copy=True, compact=compact)
     width = key_dim if key_dim is not None else (1 if alpha is None else DEFAULT_KEY_DIM)
     modules = dict(model.named_modules())
     # deepcopy consults the memo first: every convolution is replaced by its attention

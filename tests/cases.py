@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vitconv.numeric import RelativeMultiheadAttention, as_attention, convert_model, patchify
+from vitconv.numeric import (
+    RelativeMultiheadAttention,
+    as_attention,
+    convert_model,
+    patchify,
+    plan_conversion,
+)
 from vitconv.theory.geometry import AxisGeometry, ConvGeometry
 
 
@@ -158,6 +164,9 @@ REJECTED: tuple[Rejected, ...] = (
              lambda: convert_model(nn.Sequential(conv3), torch.zeros(1, 3, 4, 4),
                                    compact="yes"),
              ValueError, r"compact must be None or a bool"),
+    Rejected("plan_conversion: compact=1",
+             lambda: plan_conversion(nn.Sequential(conv3), torch.zeros(1, 3, 4, 4), compact=1),
+             ValueError, r"compact must be a bool, got 1"),
     Rejected("key_dim 0", lambda: as_attention(conv3, 2, key_dim=0), ValueError,
              r"key_dim must be a positive int, got 0"),
     Rejected("as_attention: max_heads=True", lambda: as_attention(conv3, 2, max_heads=True),

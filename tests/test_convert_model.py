@@ -103,18 +103,23 @@ def test_patch_choice_weighs_weights_against_heads():
     dict(in_channels=4, out_channels=4, kernel_size=7, stride=2, padding=3, dilation=1),
     dict(in_channels=4, out_channels=8, kernel_size=3, dilation=2, padding=2, groups=4),
     dict(in_channels=8, out_channels=4, kernel_size=1, stride=2),
-    dict(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1),  # mixed sides
+    # the heads' narrower factors on different sides:
+    dict(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1),
 ])
 @pytest.mark.parametrize("P", [2, 4])
-def test_structural_weights_count_what_the_compact_layer_stores(spec, P):
-    """The patch choice's cost is what ``as_attention(compact=True)`` stores in its value
-    and output weights (a stored selection is indices, not weights), for a generic kernel,
-    counted from the geometry alone."""
+@pytest.mark.parametrize("compact", [True, False])
+def test_structural_weights_count_what_the_layer_stores(spec, P, compact):
+    """The patch choice's cost is what ``as_attention`` stores in its value and output
+    weights (a stored selection is indices, not weights), for a generic kernel, counted
+    from the geometry alone; ``convert_model``'s plan records the same count."""
     conv = nn.Conv2d(**spec)
-    layer = as_attention(conv, P, compact=True)
+    layer = as_attention(conv, P, compact=compact)
     stored = sum(p.numel() for name, p in layer.attention.named_parameters()
                  if name in ("value.weight", "output.weight"))
-    assert structural_weights(conv_geometry(conv, P)) == stored
+    assert structural_weights(conv_geometry(conv, P), compact) == stored
+    x = torch.zeros(1, conv.in_channels, 2 * P, 2 * P)
+    plan = convert_model(conv, x, patch_size=P, compact=compact).conversion_plan[0]
+    assert plan.weights == stored
 
 
 def test_shared_convolution_stays_shared_and_model_may_be_a_conv():

@@ -51,7 +51,9 @@ def structural_widths(geom: ConvGeometry) -> tuple[int, ...]:
     ``min(#nonzero rows, #nonzero columns)`` of ``M_delta``, i.e. the input pixels some tap
     reads times ``C_in`` against the output pixels times ``C_out`` (:func:`head_extents`).
     A specific kernel (zero taps or channels) never needs more; it is what
-    ``vitconv.numeric.blocks.factorize`` uses."""
+    ``vitconv.numeric.blocks.factorize`` uses unless told the side (compact layers).
+    At least the rank of ``M_delta``, not always equal to it (dilated kernels can have
+    blocks of lower rank)."""
     return tuple(geom.groups * min(reads, writes) for reads, writes in head_extents(geom))
 
 
@@ -79,9 +81,6 @@ def head_extents(geom: ConvGeometry) -> tuple[tuple[int, int], ...]:
                  for dr, dc in geom.head_plan())
 
 
-COMPACT_SIDES = ("output", "value", None)  # in the order that breaks ties
-
-
 def compact_costs(geom: ConvGeometry) -> dict[str | None, int]:
     """Numbers stored in ``W_V`` and ``W_O`` for a generic kernel, per way of storing the
     plan construction (``vitconv.numeric.blocks.factorize``), over all channel groups:
@@ -90,8 +89,8 @@ def compact_costs(geom: ConvGeometry) -> dict[str | None, int]:
       factor is the ``writes`` nonzero columns of ``M_delta`` over the whole input token;
     * ``"value"``: every head's value factor is a selection; its output factor is the
       ``reads`` nonzero rows over the whole output token;
-    * ``None``: both factors dense, each head of width ``min(reads, writes)``
-      (:func:`structural_widths`), the selection stored as a 0/1 matrix.
+    * ``None``: both factors dense (``compact=False``), each head of width
+      ``min(reads, writes)`` (:func:`structural_widths`), the selection a 0/1 matrix.
 
     Zero rows (columns) inside a kept factor are stored too, so a side whose kept factor
     spans a token the taps read (write) only a part of costs more: a 1x1 kernel of stride 2
@@ -109,25 +108,23 @@ def compact_costs(geom: ConvGeometry) -> dict[str | None, int]:
     }
 
 
-def compact_side(geom: ConvGeometry) -> str | None:
-    """The side a compact layer stores as a selection: the way of :func:`compact_costs`
-    that stores the fewest numbers; on ties the one with the narrower heads (less work per
-    token: the selection's own width, ``writes`` or ``reads`` per head, or the smaller of
-    the two when both are dense), then ``"output"``, ``"value"``, ``None`` (both dense).
-    Decided by the geometry alone, never by the kernel's values."""
+def compact_side(geom: ConvGeometry) -> str:
+    """The side a compact layer stores as a selection, the same for every head: the one of
+    :func:`compact_costs` that stores the fewer numbers; on ties the one with the narrower
+    heads (less work per token: ``writes`` or ``reads`` summed over the heads), then
+    ``"output"``. Decided by the geometry alone, never by the kernel's values."""
     costs = compact_costs(geom)
     heads = head_extents(geom)
-    widths = {"output": sum(w for _, w in heads), "value": sum(r for r, _ in heads),
-              None: sum(min(r, w) for r, w in heads)}
-    return min(COMPACT_SIDES,
-               key=lambda side: (costs[side], widths[side], COMPACT_SIDES.index(side)))
+    widths = {"output": sum(w for _, w in heads), "value": sum(r for r, _ in heads)}
+    return min(("output", "value"), key=lambda side: (costs[side], widths[side]))
 
 
-def structural_weights(geom: ConvGeometry) -> int:
-    """Numbers the compact construction stores in ``W_V`` and ``W_O`` for a generic kernel:
-    :func:`compact_costs` of :func:`compact_side`. At ``P = 1`` and stride 1 this is the
-    kernel's own size; it grows with ``P``, since zero rows inside a block are stored too."""
-    return compact_costs(geom)[compact_side(geom)]
+def structural_weights(geom: ConvGeometry, compact: bool = True) -> int:
+    """Numbers the plan construction stores in ``W_V`` and ``W_O`` for a generic kernel:
+    :func:`compact_costs` of :func:`compact_side` (``compact=False``: of both dense). At
+    ``P = 1`` and stride 1 the compact count is the kernel's own size; it grows with ``P``,
+    since zero rows inside a block are stored too."""
+    return compact_costs(geom)[compact_side(geom) if compact else None]
 
 
 def group_input_channels(out_channel: int, geom: ConvGeometry) -> range:
