@@ -21,6 +21,7 @@ from vitconv.theory.geometry import ConvGeometry
 class Block:
     """``M_delta`` of one offset per channel group, stored on the rows and columns its taps
     reach; every other entry is zero: ``dense()[..., rows[:, None], cols] == matrix``.
+    ``matrix`` may be a view of the kernel (a block of one tap): read it, never write it.
 
     A strided kernel's taps read only some pixels of a patch (a 1x1 kernel of stride 2 on
     patches of 2: one of four), so the stored part can be far smaller than the block."""
@@ -66,12 +67,16 @@ def offset_blocks(weight: torch.Tensor, geom: ConvGeometry) -> dict[tuple[int, i
     for delta, taps in block_taps(geom).items():
         reads = sorted({bt.in_pixel for bt in taps})
         writes = sorted({bt.out_pixel for bt in taps})
-        row_of = {pixel: i for i, pixel in enumerate(reads)}
-        col_of = {pixel: j for j, pixel in enumerate(writes)}
-        M = weight.new_zeros(G, len(reads), cin_g, len(writes), cout_g)
-        for bt in taps:
-            M[:, row_of[bt.in_pixel], :, col_of[bt.out_pixel], :] = \
-                per_group[:, :, :, bt.tap[0], bt.tap[1]].transpose(1, 2)
+        if len(taps) == 1:  # one tap (every block at P = 1): a view of the kernel, no copy
+            tap = taps[0].tap
+            M = per_group[:, :, :, tap[0], tap[1]].transpose(1, 2)
+        else:
+            row_of = {pixel: i for i, pixel in enumerate(reads)}
+            col_of = {pixel: j for j, pixel in enumerate(writes)}
+            M = weight.new_zeros(G, len(reads), cin_g, len(writes), cout_g)
+            for bt in taps:
+                M[:, row_of[bt.in_pixel], :, col_of[bt.out_pixel], :] = \
+                    per_group[:, :, :, bt.tap[0], bt.tap[1]].transpose(1, 2)
         blocks[delta] = Block(
             M.reshape(G, len(reads) * cin_g, len(writes) * cout_g),
             _positions(reads, P, cin_g, weight.device),

@@ -281,7 +281,7 @@ def as_attention(
         compact: store one factor of every head as the 0/1 selection it is, as indices
             (:class:`~numeric.selection.Selection`: same function, about half the weights
             on pixel tokens), with ``heads="plan"`` and no ``value_dims``. The side, the
-            same for every head, is the one that leaves the fewer weights
+            same for every head, is the one whose forward touches the fewer numbers
             (``vitconv.theory.construction.compact_side``), so a head may be wider than
             ``factorize`` would make it (a 1x1 kernel of stride 2 at ``P = 2`` selects its
             ``C_in`` inputs rather than store 4x its kernel). That projection's ones are
@@ -327,8 +327,8 @@ def as_attention(
     # each block only on the pixels its taps touch (a strided kernel skips the others).
     groups = geometry.groups
     blocks = offset_blocks(conv.weight.detach(), geometry)
-    # A compact layer stores one side as indices, the side that leaves the fewer weights
-    # (theory.construction.compact_side, from the geometry alone); None: both dense.
+    # A compact layer stores one side as indices, the side whose forward touches the fewer
+    # numbers (theory.construction.compact_side, from the geometry alone); None: both dense.
     selection = compact_side(geometry) if compact else None
     factors = [factorize(blocks[delta], selection) for delta in geometry.head_plan()]
     del blocks  # the factors hold what they need of them

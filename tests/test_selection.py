@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from vitconv.numeric import as_attention, convert_model
+from vitconv.numeric.blocks import factorize, offset_blocks
 from vitconv.numeric.convertible import conv_geometry
 from vitconv.numeric.grouped_linear import weight_matrix
 from vitconv.numeric.selection import Selection
-from vitconv.theory.construction import compact_costs
+from vitconv.theory.construction import VALUE_TOUCHES, compact_costs, compact_side
 
 
 @st.composite
@@ -129,27 +130,38 @@ def test_compact_is_refused_where_no_factor_is_a_selection():
 
 
 
-def test_compact_side_is_the_one_storing_fewest_weights():
-    """Heads whose narrower factor sits on different sides (3x3 stride 2 at P = 2) share
-    the side that stores least, and a 1x1 kernel of stride 2 at P = 2, which reads one
-    input pixel of four, selects its inputs rather than store 4x its kernel."""
+@pytest.mark.parametrize("conv, side", [
+    (nn.Conv2d(16, 8, 1, stride=2), "value"),      # reads 1 pixel of 4: select the inputs
+    (nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8), "output"),  # narrow heads
+    (nn.Conv2d(8, 8, 3, stride=2, padding=1), "value"),
+    (nn.Conv2d(4, 8, 3, padding=1), "value"),       # widening: the narrower side
+    (nn.Conv2d(8, 4, 3, padding=1), "output"),
+])
+def test_compact_side_touches_fewest_numbers(conv, side):
+    """The compact side is the one whose hard-mask forward touches the fewer numbers per
+    token (stored entries + VALUE_TOUCHES x width), counted here from the factorisations
+    themselves, not from the geometry's formula; the layer stores what that side keeps,
+    and computes the convolution on both paths."""
     torch.manual_seed(0)
-    x = torch.randn(2, 8, 8, 8, dtype=torch.float64)
-    for conv, side in ((nn.Conv2d(8, 8, 3, stride=2, padding=1), "value"),
-                       (nn.Conv2d(8, 4, 1, stride=2), "value")):
-        conv = conv.double()
-        dense, compact = as_attention(conv, 2), as_attention(conv, 2, compact=True)
-        assert compact.construction.selection == side
-        stored = {name: sum(p.numel() for n, p in layer.attention.named_parameters()
-                            if n in ("value.weight", "output.weight"))
-                  for name, layer in (("dense", dense), ("compact", compact))}
-        costs = compact_costs(conv_geometry(conv, 2))
-        assert stored == {"dense": costs[None], "compact": costs[side]}
-        assert costs[side] == min(costs.values())
-        for path in ("sparse", "dense"):
-            compact.execution = path
-            assert torch.allclose(compact(x), conv(x), rtol=0, atol=1e-12)
-    assert stored["compact"] == conv.weight.numel()  # the 1x1 stride-2 kernel, once
+    conv = conv.double()
+    geometry = conv_geometry(conv, 2)
+    blocks = offset_blocks(conv.weight.detach(), geometry)
+    cost = {}
+    for s in ("output", "value"):
+        factors = [factorize(blocks[d], s) for d in geometry.head_plan()]
+        stored = sum(f.kept.numel() for f in factors)
+        width = conv.groups * sum(f.width for f in factors)
+        cost[s] = (stored + VALUE_TOUCHES * width, stored)
+        assert stored == compact_costs(geometry)[s]
+    assert min(cost, key=cost.get) == side == compact_side(geometry)
+    layer = as_attention(conv, 2, compact=True)
+    assert layer.construction.selection == side
+    assert sum(p.numel() for n, p in layer.attention.named_parameters()
+               if n in ("value.weight", "output.weight")) == cost[side][1]
+    x = torch.randn(2, conv.in_channels, 8, 8, dtype=torch.float64)
+    for path in ("sparse", "dense"):
+        layer.execution = path
+        assert torch.allclose(layer(x), conv(x), rtol=0, atol=1e-12)
 
 
 def test_convert_model_is_compact_for_hard_masks_only():

@@ -108,15 +108,29 @@ def compact_costs(geom: ConvGeometry) -> dict[str | None, int]:
     }
 
 
+# Per token, each entry of a head's value vector is written by the value step, read and
+# written by the attention's copy of its one key, and read by the output step.
+VALUE_TOUCHES = 4
+
+
 def compact_side(geom: ConvGeometry) -> str:
-    """The side a compact layer stores as a selection, the same for every head: the one of
-    :func:`compact_costs` that stores the fewer numbers; on ties the one with the narrower
-    heads (less work per token: ``writes`` or ``reads`` summed over the heads), then
-    ``"output"``. Decided by the geometry alone, never by the kernel's values."""
+    """The side a compact layer stores as a selection, the same for every head: the one
+    whose hard-mask forward touches the fewer numbers per token, the other factor's stored
+    entries (:func:`compact_costs`, one multiply-add each) plus ``VALUE_TOUCHES`` per value
+    entry (the heads' widths, ``writes`` or ``reads`` summed over the heads); ties: fewer
+    stored, then ``"output"``. Decided by the geometry alone, never by the kernel's values.
+
+    Both terms matter: a 1x1 kernel of stride 2 at ``P = 2`` (``C_in = 1024``,
+    ``C_out = 512``) selects its inputs, storing 0.5M weights instead of 2M for twice the
+    width; a 3x3 depthwise kernel of stride 2 at ``P = 2`` keeps its 4 narrow heads (16
+    stored per channel, width 4) instead of selecting 9 entries (9 stored, width 9).
+    """
     costs = compact_costs(geom)
     heads = head_extents(geom)
-    widths = {"output": sum(w for _, w in heads), "value": sum(r for r, _ in heads)}
-    return min(("output", "value"), key=lambda side: (costs[side], widths[side]))
+    widths = {"output": geom.groups * sum(w for _, w in heads),
+              "value": geom.groups * sum(r for r, _ in heads)}
+    return min(("output", "value"),
+               key=lambda side: (costs[side] + VALUE_TOUCHES * widths[side], costs[side]))
 
 
 def structural_weights(geom: ConvGeometry, compact: bool = True) -> int:
