@@ -3,7 +3,7 @@
 ``vitconv.theory.construction.block_taps`` says which tap sits where; this module fills in the
 weights (docs/theory.md §3.2). Each head ``h`` needs ``W_V^h W_O^h = M_{delta_h}``, which takes a
 value width of at least ``rank(M_{delta_h})``; :func:`factorize` splits each block exactly
-with the width its nonzero pattern allows (equal to the rank for generic kernels).
+with the width its nonzero pattern allows (often the rank for generic kernels, not always).
 """
 
 from __future__ import annotations

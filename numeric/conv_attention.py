@@ -273,7 +273,7 @@ def as_attention(
             reaches) or ``"minimal"`` (``rho`` or ``rho + 1`` heads for this very kernel,
             each attending to a probability mix of offsets; docs/theory.md §3.4,
             ``vitconv.numeric.minimal``).
-        value_dims: value widths to use instead of the minimal ``rank(M_delta)``: one int
+        value_dims: value widths to use instead of the construction's: one int
             for every head, or one per head (factors are zero-padded; a trainable layer of
             a fixed shape, whatever the kernel's ranks).
         offset_range: the bias table's range (default: the plan plus a border); a wider

@@ -21,10 +21,12 @@ from vitconv.numeric.convertible import check_convertible, conv_geometry
 from vitconv.theory.construction import structural_weights
 
 DEFAULT_MAX_HEADS = 9  # the paper's budget: every kernel reaching one patch past its own
-# Stored kernel entries a layer may take, in multiples of its kernel's own size, before the
-# patch choice prefers weights to heads. The patch a kernel needs for 9 heads stores up to
-# about 33x (7x7 at P = 4; 3x3 at P = 1: 1x); a patch forced larger by the map's size costs
-# far more (a 5x5 kernel on a 7x7 map: P = 7, 237x), where 25 heads at P = 1 store 1x.
+# Entries the compact form stores, in multiples of its kernel's own size, before the patch
+# choice prefers weights to heads. The patch a kernel needs for 9 heads stores up to about
+# 33x (7x7 at P = 4; 3x3 at P = 1: 1x); a patch forced larger by the map's size costs far
+# more (a 5x5 kernel on a 7x7 map: P = 7, 237x), where 25 heads at P = 1 store 1x. The
+# choice weighs the compact form whatever form is built, so that the trainable conversion
+# (alpha=, compact=False; about twice the entries) gets the same patches and heads.
 DEFAULT_MAX_WEIGHT_RATIO = 64.0
 
 
@@ -36,7 +38,10 @@ class LayerPlan:
     input_sizes: tuple[tuple[int, int], ...]
     patch_size: int
     num_heads: int
-    weights: int = 0  # kernel entries stored (theory.construction.structural_weights)
+    # W_V and W_O entries the layer stores for a generic kernel, zero rows and (dense form)
+    # 0/1 selections included; an upper bound for kernels with zero taps or channels
+    # (theory.construction.structural_weights).
+    weights: int = 0
 
 
 def patch_candidates(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...]) -> list[int]:
@@ -49,16 +54,15 @@ def patch_candidates(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...]) -> lis
 
 def choose_patch_size(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...],
                       max_heads: int = DEFAULT_MAX_HEADS,
-                      max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
-                      compact: bool = True) -> int:
+                      max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO) -> int:
     """The admissible patch size weighing heads against weights.
 
-    ``affordable``: the sizes whose construction stores at most ``max_weight_ratio`` times
-    the kernel's entries (``structural_weights``, of the compact layer or, with
-    ``compact=False``, of the dense one; the smallest admissible size usually stores
-    about 1x compact). The choice is the smallest affordable size needing at most
-    ``max_heads`` heads; when none does, the affordable size with the fewest heads (the
-    smallest such on ties); when none is affordable, the size storing the fewest entries.
+    ``affordable``: the sizes whose compact construction stores at most
+    ``max_weight_ratio`` times the kernel's entries (``structural_weights``; the smallest
+    admissible size usually stores about 1x), whatever form is then built. The choice is
+    the smallest affordable size needing at most ``max_heads`` heads; when none does, the
+    affordable size with the fewest heads (the smallest such on ties); when none is
+    affordable, the size storing the fewest entries.
     ``max_weight_ratio=inf`` lets heads alone decide.
 
     Raises:
@@ -71,7 +75,7 @@ def choose_patch_size(conv: nn.Conv2d, sizes: tuple[tuple[int, int], ...],
                          f"of stride={conv.stride}")
     geometries = {P: conv_geometry(conv, P) for P in candidates}
     heads = {P: g.num_heads for P, g in geometries.items()}
-    weights = {P: structural_weights(g, compact) for P, g in geometries.items()}
+    weights = {P: structural_weights(g) for P, g in geometries.items()}
     affordable = [P for P in candidates if weights[P] <= max_weight_ratio * conv.weight.numel()]
     within = [P for P in affordable if heads[P] <= max_heads]
     if within:
@@ -186,8 +190,8 @@ def plan_conversion(
         max_heads, max_weight_ratio: guide :func:`choose_patch_size`; never refuse a layer.
         on_copy: run a copy instead of ``model`` itself (:func:`_sizes_on_a_copy`), so
             that ``model`` is not even run.
-        compact: whether the layers will store their selections as indices (what
-            ``weights`` counts, and the patch choice weighs).
+        compact: whether the layers will store their selections as indices (what each
+            plan's ``weights`` counts; the patch choice weighs the compact form either way).
     Raises:
         TypeError: a ``Conv2d`` subclass with its own ``forward`` (named).
         ValueError: a mapping names no convolution, or a layer not reached by
@@ -225,7 +229,7 @@ def plan_conversion(
             raise ValueError(f"layer {name!r} did not run on example_input; give its patch "
                              "size in patch_size={name: size}")
         else:
-            P = choose_patch_size(conv, seen, max_heads, max_weight_ratio, compact)
+            P = choose_patch_size(conv, seen, max_heads, max_weight_ratio)
         geometry = conv_geometry(conv, P)
         plans.append(LayerPlan(name, seen, P, geometry.num_heads,
                                structural_weights(geometry, compact)))

@@ -38,9 +38,8 @@ def test_published_network_logits_match(name, device):
         assert any(c.groups > 1 for c in convs)  # grouped convolutions are covered
     layers = [m for m in converted.modules() if isinstance(m, ConvAttention)]
     assert {m.attention.path() for m in layers} == {"sparse"}  # inference: one-key reads
-    # Pixel tokens: one factor is always a selection, stored as indices (strided layers
-    # at P = 2 mix the sides and stay dense).
-    assert all(m.construction.selection for m in layers if m.patch_size == 1)
+    # Hard masks: every layer stores one factor of every head as indices.
+    assert all(m.construction.selection in ("output", "value") for m in layers)
     with torch.no_grad():
         expected, got, uncompact = model(x), converted(x), dense_weights(x)
         for m in layers:
@@ -161,3 +160,18 @@ def test_subclass_without_own_forward_is_converted():
     conv = Tagged(1, 1, 3, padding=1)
     x = torch.randn(1, 1, 4, 4)
     torch.testing.assert_close(as_attention(conv, 2)(x), conv(x))
+
+
+def test_the_trainable_form_gets_the_compact_forms_patches():
+    """The patch choice weighs the compact form whatever form is built: a 7x7 layer keeps
+    its 9 heads at P = 4 under alpha= (whose dense form stores 65x the kernel, past the
+    default ratio), and each plan counts the entries its own form stores."""
+    model = nn.Sequential(nn.Conv2d(8, 8, 7, padding=3))
+    x = torch.zeros(1, 8, 16, 16)
+    hard = convert_model(model, x).conversion_plan[0]
+    trainable = convert_model(model, x, alpha=20.0).conversion_plan[0]
+    assert (hard.patch_size, hard.num_heads) == (4, 9)
+    assert (trainable.patch_size, trainable.num_heads) == (4, 9)
+    geometry = conv_geometry(model[0], 4)
+    assert hard.weights == structural_weights(geometry)
+    assert trainable.weights == structural_weights(geometry, compact=False) > 64 * 8 * 8 * 49

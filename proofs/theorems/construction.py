@@ -214,7 +214,7 @@ THEOREM = Theorem(
         r"$y_q = \sum_{\delta \in \mathcal{D}} x_{q+\delta} M_\delta + \beta$ at every output "
         r"token. Head $h$ needs value width $\operatorname{rank} M_{\delta_h}$ at least; the "
         r"exact split used has width $\min(\#\text{nonzero rows}, \#\text{nonzero "
-        r"columns})$ of $M_{\delta_h}$, equal to the rank for generic kernels. With stride 1 "
+        r"columns})$ of $M_{\delta_h}$, at least the rank (often equal to it). With stride 1 "
         r"and dilation $d \le P$ the number of heads is the product over both axes of "
         r"$<<heads_axis>>$: 9 when $r \le P$, $K^2$ for pixel tokens ($P = 1$, any "
         r"dilation); with $d > P$ it is the number of offsets the taps reach, which can be "
