@@ -40,6 +40,8 @@ from torch import nn
 from vitconv.numeric.grouped_linear import ChannelGroups, GroupedLinear, GroupedShape
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) on the token grid
+Frame = tuple[int, int, int, int]  # zero tokens (top, bottom, left, right) around the grid
+NO_FRAME: Frame = (0, 0, 0, 0)
 EXECUTIONS = ("auto", "dense", "sparse")
 TABLE_CACHE = 4  # index tables kept per layer (grid sizes seen last)
 DEFAULT_KEY_DIM = 8  # query/key width per head where scores are trainable
@@ -299,24 +301,27 @@ class RelativeMultiheadAttention(nn.Module):
             mask[h, da - lo_h, db - lo_w] = True
         return mask
 
-    def _queries_keys(self, x: torch.Tensor, window: Window
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-head queries ``(B, H, Nq, dk)`` of the window, keys ``(B, H, Nk, dk)`` and the
-        flattened key tokens ``(B, Nk, d_in)``."""
-        B, Gh, Gw, d_in = x.shape  # explicit sizes, not -1: an empty batch must work too
+    def _queries_keys(self, x: torch.Tensor, window: Window, frame: Frame = NO_FRAME
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-head queries ``(B, H, Nq, dk)`` of the window and keys ``(B, H, Nk, dk)`` of
+        ``x`` framed by ``frame`` zero tokens (:func:`project_framed`)."""
+        B = x.shape[0]
         top, left, hq, wq = window
-        keys = x.reshape(B, Gh * Gw, d_in)
-        queries = x[:, top:top + hq, left:left + wq].reshape(B, hq * wq, d_in)
         H, dk = self.num_heads, self.key_dim
-        q = self.query(queries).view(B, hq * wq, H, dk).transpose(1, 2)
-        k = self.key(keys).view(B, Gh * Gw, H, dk).transpose(1, 2)
-        return q, k, keys
+        r, c = top - frame[0], left - frame[2]  # the window on x itself
+        if 0 <= r and r + hq <= x.shape[1] and 0 <= c and c + wq <= x.shape[2]:
+            q = self.query(x[:, r:r + hq, c:c + wq])
+        else:  # some queries are frame tokens
+            q = project_framed(self.query, x, frame)[:, top:top + hq, left:left + wq]
+        k = project_framed(self.key, x, frame)
+        q = q.reshape(B, hq * wq, H, dk).transpose(1, 2)
+        return q, k.reshape(B, k.shape[1] * k.shape[2], H, dk).transpose(1, 2)
 
     def attention_weights(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
         """The attention matrices ``A^h``: ``(B, H, Nq, Nk)``, rows summing to 1 (computed
         explicitly, for inspection; forward never forms them on the sparse path)."""
         window = window or (0, 0, x.shape[1], x.shape[2])
-        q, k, _ = self._queries_keys(x, window)
+        q, k = self._queries_keys(x, window)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.key_dim)             # (B, H, Nq, Nk)
         scores = scores + self.relative_bias((x.shape[1], x.shape[2]), window)
         return scores.softmax(dim=-1)
@@ -336,28 +341,40 @@ class RelativeMultiheadAttention(nn.Module):
                              "(after editing rel_mask by hand, call refresh_targets())")
         return "sparse" if targets is not None else "dense"
 
-    def forward(self, x: torch.Tensor, window: Window | None = None) -> torch.Tensor:
-        """Attend from the queries in ``window`` to every token of ``x``.
+    def forward(self, x: torch.Tensor, window: Window | None = None,
+                frame: Frame = NO_FRAME) -> torch.Tensor:
+        """Attend from the queries in ``window`` to every token of ``x`` framed by zero tokens.
 
         Args:
             x: ``(B, Gh, Gw, d_in)`` tokens on a grid (the keys, and the queries' source).
-            window: ``(top, left, height, width)`` of the query tokens; default all.
+            window: ``(top, left, height, width)`` of the query tokens on the framed grid;
+                default all of it.
+            frame: ``(top, bottom, left, right)``: rows and columns of zero tokens around
+                ``x``, the same as calling on ``x`` padded with them (the projections of a
+                zero token are computed once, not per frame token).
         Returns:
             ``(B, height, width, d_out)``, the same on both paths up to rounding (exactly
             the same mathematics).
         """
         B, Gh, Gw, _ = x.shape
-        window = window or (0, 0, Gh, Gw)
+        if len(frame) != 4 or any(isinstance(f, bool) or not isinstance(f, int) or f < 0
+                                  for f in frame):
+            raise ValueError(f"frame={frame!r} must be 4 non-negative ints "
+                             "(top, bottom, left, right)")
+        grid = (frame[0] + Gh + frame[1], frame[2] + Gw + frame[3])
+        window = window or (0, 0, *grid)
         if self.path() == "sparse":
-            mixed = self._sparse_mix(x, window)
+            mixed = self._sparse_mix(x, window, frame, grid)
         else:
-            mixed = self._dense_mix(x, window)
+            mixed = self._dense_mix(x, window, frame, grid)
         y = self.output(mixed)                                                 # (B, Nq, d_out)
         return y.reshape(B, window[2], window[3], y.shape[-1])
 
-    def _sparse_mix(self, x: torch.Tensor, window: Window) -> torch.Tensor:
+    def _sparse_mix(self, x: torch.Tensor, window: Window, frame: Frame,
+                    grid: tuple[int, int]) -> torch.Tensor:
         """``sum_k A^h_qk v^h_k`` with one-hot ``A^h``: the value of key ``q + delta_h``."""
-        B, Gh, Gw, d_in = x.shape
+        B = x.shape[0]
+        Gh, Gw = grid
         top, left, hq, wq = window
         if tracing():  # the graph reads known_targets: refuse a mask that keeps others
             if torch.jit.is_tracing():
@@ -368,7 +385,7 @@ class RelativeMultiheadAttention(nn.Module):
             torch._assert_async((self.rel_mask == self._one_hot(self.known_targets)).all(),
                                 "the mask does not keep the one offset per head this graph "
                                 "reads (call refresh_targets() after editing rel_mask)")
-        values = self.value(x.reshape(B, Gh * Gw, d_in)).view(B, Gh, Gw, sum(self.value_dims))
+        values = project_framed(self.value, x, frame)                   # (B, Gh, Gw, sum dv)
         parts, start = [], 0
         for h, ((da, db), width) in enumerate(zip(self.hard_targets(), self.value_dims,
                                                   strict=True)):
@@ -381,13 +398,14 @@ class RelativeMultiheadAttention(nn.Module):
         mixed = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return mixed.reshape(B, hq * wq, start)
 
-    def _dense_mix(self, x: torch.Tensor, window: Window) -> torch.Tensor:
+    def _dense_mix(self, x: torch.Tensor, window: Window, frame: Frame,
+                   grid: tuple[int, int]) -> torch.Tensor:
         """``sum_k A^h_qk v^h_k`` for every head, by fused attention per value width."""
-        B, Gh, Gw, _ = x.shape
-        Nk, Nq, H = Gh * Gw, window[2] * window[3], self.num_heads
-        q, k, keys = self._queries_keys(x, window)                  # (B, H, N, dk), (B, Nk, d)
-        values = self.value(keys)                                               # (B, Nk, sum dv)
-        bias = self._inference_bias((Gh, Gw), window).to(q.dtype)               # (H, Nq, Nk)
+        B = x.shape[0]
+        Nk, Nq, H = grid[0] * grid[1], window[2] * window[3], self.num_heads
+        q, k = self._queries_keys(x, window, frame)                             # (B, H, N, dk)
+        values = project_framed(self.value, x, frame).reshape(B, Nk, sum(self.value_dims))
+        bias = self._inference_bias(grid, window).to(q.dtype)                   # (H, Nq, Nk)
         if len(self._buckets) == 1 and len(self._buckets[0]) == H:  # equal widths
             v = values.view(B, Nk, H, self.value_dims[0]).transpose(1, 2)     # (B, H, Nk, dv)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
@@ -466,3 +484,22 @@ class RelativeMultiheadAttention(nn.Module):
                 if p > 0:
                     self.rel_mask[h, da - lo_h, db - lo_w] = True
                     self.rel_bias[h, da - lo_h, db - lo_w] = math.log(p)
+
+
+def project_framed(projection: nn.Module, x: torch.Tensor, frame: Frame) -> torch.Tensor:
+    """``projection`` of every token of ``x`` framed by zero tokens, ``(B, Gh', Gw', f)``:
+    the interior projected as usual, the frame filled with the projection of one zero
+    token (its bias, for a linear map). Equal to projecting the zero-padded grid, whose
+    frame rows would all be that same value, without paying for them (a training
+    network's 7x7 grid framed to 9x9 has 81 tokens, 49 of them its own)."""
+    B, Gh, Gw, d = x.shape
+    inner = projection(x.reshape(B, Gh * Gw, d))
+    f = inner.shape[-1]
+    inner = inner.view(B, Gh, Gw, f)
+    if not any(frame):
+        return inner
+    top, bottom, left, right = frame
+    zero = projection(x.new_zeros(1, 1, d)).view(1, 1, 1, f)
+    rows = torch.cat([zero.expand(B, top, Gw, f), inner, zero.expand(B, bottom, Gw, f)], 1)
+    side = (B, top + Gh + bottom)
+    return torch.cat([zero.expand(*side, left, f), rows, zero.expand(*side, right, f)], 2)

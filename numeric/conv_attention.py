@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vitconv.numeric.attention import DEFAULT_KEY_DIM, RelativeMultiheadAttention, tracing
@@ -211,10 +210,9 @@ class ConvAttention(nn.Module):
                 for a, axis in ((rows, g.rows), (cols, g.cols))):
             raise ValueError("forward_tokens needs padding_mode='zeros' and an output of whole "
                              "patches; use forward on images")
-        framed = F.pad(tokens, (0, 0, cols.frame_lo, cols.frame_hi, rows.frame_lo,
-                                rows.frame_hi))
+        frame = (rows.frame_lo, rows.frame_hi, cols.frame_lo, cols.frame_hi)
         window = (rows.frame_lo, cols.frame_lo, rows.query_tokens, cols.query_tokens)
-        return self.attention(framed, window)
+        return self.attention(tokens, window, frame)
 
 
 def _check_dtype(x: torch.Tensor, weight: torch.Tensor, name: str) -> None:

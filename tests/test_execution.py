@@ -8,6 +8,7 @@ for every convolution option (the property test of tests/test_conv_attention.py 
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -264,3 +265,50 @@ def test_grouped_weights_refuse_another_dtype():
         attn(torch.randn(1, 4, 4, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"input dtype torch\.float64 differs"):
         attn.attention.value(torch.randn(3, 4, dtype=torch.float64))
+
+
+FRAMED_LAYERS = {  # each kind of projection a layer can hold
+    "linear": (dict(out_channels=4), {}),
+    "grouped": (dict(out_channels=4, groups=2), {}),
+    "gather": (dict(out_channels=6), {"compact": True}),             # value: a Selection
+    "scatter": (dict(out_channels=4, groups=2), {"compact": True}),  # output: a Selection
+}
+
+
+@pytest.mark.parametrize("kind", FRAMED_LAYERS)
+def test_a_zero_frame_is_the_zero_padded_grid(kind):
+    """``frame=`` projects the interior only and fills the frame with the projection of a
+    zero token: it must equal padding with zero tokens, for every kind of projection, on
+    both paths, with queries inside the frame and out of it. Every parameter is random, so
+    a frame filled with zeros (not the projection's bias) would show."""
+    conv_kw, attn_kw = FRAMED_LAYERS[kind]
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, kernel_size=3, padding=1, **conv_kw).double()
+    attn = as_attention(conv, 2, **attn_kw).attention
+    with torch.no_grad():
+        for name, p in attn.named_parameters():
+            if name != "rel_bias":
+                p.normal_()
+    x = torch.randn(2, 3, 4, attn.value.in_features, dtype=torch.float64)
+    frame = (1, 2, 2, 1)  # top, bottom, left, right
+    padded = F.pad(x, (0, 0, frame[2], frame[3], frame[0], frame[1]))
+    windows = {"sparse": [(1, 2, 3, 4), (1, 1, 3, 5)],          # every head's key on the grid
+               "dense": [(1, 2, 3, 4), (0, 0, 6, 7), (2, 0, 4, 3)]}  # queries in the frame
+    for path, shown in windows.items():
+        attn.execution = path
+        if path == "dense":  # every head attends everywhere: the frame's queries have keys
+            with torch.no_grad():
+                attn.rel_mask.fill_(True)
+                attn.rel_bias.normal_()
+        for window in shown:
+            with torch.no_grad():
+                assert torch.equal(attn(x, window, frame), attn(padded, window)), (path, window)
+    assert kind != "gather" or type(attn.value).__name__ == "Selection"
+    assert kind != "scatter" or type(attn.output).__name__ == "Selection"
+
+
+@pytest.mark.parametrize("frame", [(1, 1, 1), (1, -1, 0, 0), (1, 1.0, 0, 0), (True, 0, 0, 0)])
+def test_a_bad_frame_is_refused_clearly(frame):
+    attn = as_attention(nn.Conv2d(2, 2, 3, padding=1), 2).attention
+    with pytest.raises(ValueError, match=r"frame=.* must be 4 non-negative ints"):
+        attn(torch.randn(1, 2, 2, 8), None, frame)

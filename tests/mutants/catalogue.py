@@ -95,9 +95,9 @@ CATALOGUE: tuple[Mutant, ...] = (
            "device=conv.weight.device)",
            "the minimal construction's heads scaled by 1.05 (the issue's own mutant)"),
     Mutant("positions_in_values", "numeric/attention.py",
-           "values = self.value(keys)  ",
-           "values = self.value(keys) * torch.linspace("
-           "1, 2, Gh * Gw, dtype=x.dtype, device=x.device)[:, None]  ",
+           "values = project_framed(self.value, x, frame).reshape(B, Nk, sum(self.value_dims))",
+           "values = project_framed(self.value, x, frame).reshape(B, Nk, sum(self.value_dims)) "
+           "* torch.linspace(1, 2, Nk, dtype=x.dtype, device=x.device)[:, None]",
            "a value-side positional factor (positions enter the values)"),
     Mutant("positions_without_bias", "numeric/attention.py",
            "scores = q @ k.transpose(-1, -2) / math.sqrt(self.key_dim)",
