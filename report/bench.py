@@ -12,7 +12,9 @@
   fresh process (peak resident memory above the process's size after ``import torch``),
   on CUDA the peak allocated device memory of each task (the weights included).
 * **Training**: steps per second of the experiment's converted network (finite gap,
-  dense path) against the conventional ViT and the convolutional network.
+  dense path) against the conventional ViT and the convolutional network, next to the
+  ratio of their floating-point operations per step (``torch.utils.flop_counter``): the
+  speed ratio a compute-bound step would reach.
 * **Symbolic**: the exact identity proof's time as ``P`` grows.
 
 Every pair is timed alternately (``reps`` rounds of one call each), so machine noise hits
@@ -38,6 +40,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from vitconv.numeric.conv_attention import ConvAttention, as_attention
 from vitconv.numeric.evidence.checks import strict_float32
@@ -333,7 +336,7 @@ def bench_training(reps: int, device: torch.device, seed: int) -> dict:
     x = torch.randn(train.batch_size, cfg.in_channels, cfg.image_size, cfg.image_size,
                     device=device)
     y = torch.randint(0, cfg.classes, (train.batch_size,), device=device)
-    steps = {}
+    steps, flops = {}, {}
     for key, net in nets.items():
         net.to(device).train()
         opt = torch.optim.AdamW(net.parameters(), train.lr, weight_decay=train.weight_decay)
@@ -343,11 +346,16 @@ def bench_training(reps: int, device: torch.device, seed: int) -> dict:
             F.cross_entropy(net(x), y).backward()
             opt.step()
         steps[key] = step
+        with FlopCounterMode(display=False) as counter:  # forward and backward
+            step()
+        flops[key] = counter.get_total_flops()
     t = alternate(steps, reps, device)
     paths = {b.mixer.attention.attention.path() for b in nets["converted"].blocks}
     return {"batch": train.batch_size, "token_dim": cfg.token_dim, "depth": cfg.depth,
             **{f"{k}_steps_per_s": 1 / v for k, v in t.items()},
+            **{f"{k}_gflop_per_step": f / 1e9 for k, f in flops.items()},
             "converted_vs_vit": t["vit"] / t["converted"],
+            "converted_vs_vit_flops": flops["vit"] / flops["converted"],
             "converted_vs_cnn": t["cnn"] / t["converted"], "converted_path": sorted(paths)}
 
 
@@ -445,9 +453,12 @@ def _run_benchmarks(out_dir: Path, console: Console, *, quick: bool, seed: int, 
     training = bench_training(reps, dev, seed)
     console.print(_table(
         f"training steps/s (batch {training['batch']}, the experiment's networks)",
-        ["converted (alpha finite)", "ViT", "CNN", "converted/ViT"],
+        ["converted (alpha finite)", "ViT", "CNN", "converted/ViT",
+         "ViT/converted GFLOP per step"],
         [[f"{training['converted_steps_per_s']:.2f}", f"{training['vit_steps_per_s']:.2f}",
-          f"{training['cnn_steps_per_s']:.2f}", f"{training['converted_vs_vit']:.2f}x"]]))
+          f"{training['cnn_steps_per_s']:.2f}", f"{training['converted_vs_vit']:.2f}x",
+          f"{training['vit_gflop_per_step']:.1f} / {training['converted_gflop_per_step']:.1f}"
+          f" = {training['converted_vs_vit_flops']:.2f}x"]]))
     symbolic = bench_symbolic(2 if quick else 4)
     console.print(_table(
         "symbolic identity proof (K = 2P+1, 2x2 patches, 1 channel)",

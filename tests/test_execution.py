@@ -192,6 +192,19 @@ def test_bench_layer_times_both_paths_and_their_yardsticks():
     assert row["max_abs_diff"] < 1e-3
 
 
+def test_bench_training_reports_speed_and_operation_ratios():
+    """The training row counts each network's floating-point operations per step (the
+    compute-bound yardstick of its speed ratio) next to the steps per second."""
+    from vitconv.report.bench import bench_training
+
+    row = bench_training(reps=1, device=torch.device("cpu"), seed=0)
+    assert row["converted_path"] == ["dense"]
+    for net in ("converted", "vit", "cnn"):
+        assert row[f"{net}_steps_per_s"] > 0 and row[f"{net}_gflop_per_step"] > 0
+    assert row["converted_vs_vit_flops"] == pytest.approx(
+        row["vit_gflop_per_step"] / row["converted_gflop_per_step"])
+
+
 def test_the_bias_cache_sees_writes_that_keep_the_version_counter():
     """A fused optimiser step and ``.data`` writes do not advance ``_version``; the cache
     compares values instead (a review finding)."""
