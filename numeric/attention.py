@@ -30,6 +30,7 @@ One module, two ways to compute the same function (``execution``):
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from collections.abc import Sequence
 
@@ -350,19 +351,28 @@ class RelativeMultiheadAttention(nn.Module):
             window: ``(top, left, height, width)`` of the query tokens on the framed grid;
                 default all of it.
             frame: ``(top, bottom, left, right)``: rows and columns of zero tokens around
-                ``x``, the same as calling on ``x`` padded with them (the projections of a
-                zero token are computed once, not per frame token).
+                ``x``; the same function as calling on ``x`` padded with them, with the
+                projections of a zero token computed once, not per frame token (equal up
+                to rounding: :func:`project_framed`).
         Returns:
             ``(B, height, width, d_out)``, the same on both paths up to rounding (exactly
             the same mathematics).
+        Raises:
+            ValueError: ``frame`` or ``window`` is not 4 non-negative ints, or the window
+                leaves the framed grid (not checked while tracing, where sizes may be
+                symbolic).
         """
         B, Gh, Gw, _ = x.shape
-        if len(frame) != 4 or any(isinstance(f, bool) or not isinstance(f, int) or f < 0
-                                  for f in frame):
-            raise ValueError(f"frame={frame!r} must be 4 non-negative ints "
-                             "(top, bottom, left, right)")
+        if not tracing():
+            frame = _four_ints("frame", frame, "(top, bottom, left, right)")
         grid = (frame[0] + Gh + frame[1], frame[2] + Gw + frame[3])
         window = window or (0, 0, *grid)
+        if not tracing():
+            window = _four_ints("window", window, "(top, left, height, width)")
+            top, left, hq, wq = window
+            if top + hq > grid[0] or left + wq > grid[1]:
+                raise ValueError(f"window={window} leaves the {grid} grid of keys (x and its "
+                                 f"frame {frame})")
         if self.path() == "sparse":
             mixed = self._sparse_mix(x, window, frame, grid)
         else:
@@ -486,12 +496,29 @@ class RelativeMultiheadAttention(nn.Module):
                     self.rel_bias[h, da - lo_h, db - lo_w] = math.log(p)
 
 
+def _four_ints(name: str, value: object, meaning: str) -> tuple[int, ...]:
+    """``value`` as 4 non-negative ints (any integer type), or one ``ValueError``."""
+    try:
+        ints = tuple(operator.index(v) for v in value)
+        bad = len(ints) != 4 or min(ints) < 0 or any(isinstance(v, bool) for v in value)
+    except TypeError:
+        bad = True
+    if bad:
+        raise ValueError(f"{name}={value!r} must be 4 non-negative ints {meaning}")
+    return ints
+
+
 def project_framed(projection: nn.Module, x: torch.Tensor, frame: Frame) -> torch.Tensor:
     """``projection`` of every token of ``x`` framed by zero tokens, ``(B, Gh', Gw', f)``:
     the interior projected as usual, the frame filled with the projection of one zero
-    token (its bias, for a linear map). Equal to projecting the zero-padded grid, whose
-    frame rows would all be that same value, without paying for them (a training
-    network's 7x7 grid framed to 9x9 has 81 tokens, 49 of them its own)."""
+    token (its bias, for a linear map), without paying for the frame's tokens (a training
+    network's 7x7 grid framed to 9x9 has 81 tokens, 49 of them its own).
+
+    The same products and sums as projecting the zero-padded grid, so equal up to
+    rounding; not always bitwise: a BLAS may round a row differently with the number of
+    rows multiplied at once (MKL does below about 8 rows), and the gradient of a bias sums
+    the interior's and the frame's parts in another order. With exact arithmetic (small
+    integers) the two are identical, which is how the tests compare them."""
     B, Gh, Gw, d = x.shape
     inner = projection(x.reshape(B, Gh * Gw, d))
     f = inner.shape[-1]

@@ -187,7 +187,9 @@ class ConvAttention(nn.Module):
 
     def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, Gh, Gw, P*P*C_in) -> (B, Gh, Gw, P*P*C_out)``: the same layer on patch tokens,
-        equal to ``patchify(self(unpatchify(tokens)))`` without the two image round trips.
+        the same function as ``patchify(self(unpatchify(tokens)))`` without the two image
+        round trips, and without projecting the frame's zero tokens one by one (equal up to
+        rounding, ``vitconv.numeric.attention.project_framed``).
 
         For ``'zeros'`` padding, where the frame is zero tokens, and a convolution whose
         output covers whole output patches (e.g. stride 1, ``'same'`` padding).

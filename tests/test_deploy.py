@@ -136,3 +136,23 @@ def test_offsets_given_as_arrays_compile():
     assert all(isinstance(v, int) for d in att.known_targets for v in d)
     with torch.no_grad():
         torch.compile(attn, fullgraph=True, backend=BACKEND)(x)
+
+
+def test_token_networks_trace_and_export_with_any_grid():
+    """The experiment's converted network runs its layers on tokens (``forward_tokens``,
+    the frame given as sizes that tracing makes tensors or symbols): trace it, and export
+    it for any image size (a review found both refused by the frame's eager check)."""
+    from vitconv.numeric.train.models import NetConfig, convert, phase1_net
+
+    torch.manual_seed(0)
+    net = convert(phase1_net(NetConfig())).eval()
+    x, other = torch.randn(2, 1, 28, 28), torch.randn(2, 1, 20, 24)
+    dims = {2: 4 * torch.export.Dim("h", min=2, max=16), 3: 4 * torch.export.Dim("w", min=2,
+                                                                                 max=16)}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(net, (x,))
+        torch.testing.assert_close(traced(x), net(x), rtol=0, atol=0)
+        program = torch.export.export(net, (x,), dynamic_shapes=(dims,))
+        torch.testing.assert_close(program.module()(other), net(other), rtol=0, atol=0)

@@ -6,6 +6,7 @@ for every convolution option (the property test of tests/test_conv_attention.py 
 ``compare_case``, which checks both paths on every drawn case; here the parts around it).
 """
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,11 +149,18 @@ def test_grouped_value_dims_must_split_over_the_groups():
 
 
 def test_forward_tokens_is_forward_without_the_image_round_trip():
+    """Exact data (_small_ints): identical, down to one token of one image, where MKL
+    would round general floats differently (it projects fewer rows at once)."""
     case = ConvCase("same", 4, 5, 3, 3, padding="same", grid=(3, 3))
-    _conv, attn, x = _layer(case)
+    conv, _, _ = _layer(case)
     with torch.no_grad():
-        tokens = patchify(x, 4)
-        assert torch.equal(attn.forward_tokens(tokens), patchify(attn(x), 4))
+        _small_ints(conv.weight), _small_ints(conv.bias)
+        attn = as_attention(conv, 4)
+        for batch, side in ((2, 12), (1, 4), (2, 8)):
+            x = _small_ints(torch.empty(batch, 3, side, side, dtype=torch.float64))
+            tokens = patchify(x, 4)
+            assert torch.equal(attn.forward_tokens(tokens), patchify(attn(x), 4))
+            assert torch.equal(attn.forward_tokens(tokens), patchify(conv(x), 4))
     strided = ConvCase("strided", 4, 3, 2, 2, stride=2, padding=1, padding_mode="reflect",
                        grid=(2, 2))
     _, attn, x = _layer(strided)
@@ -288,40 +296,90 @@ FRAMED_LAYERS = {  # each kind of projection a layer can hold
 }
 
 
+def _small_ints(t: torch.Tensor) -> torch.Tensor:
+    """Entries in -3..3: every product and sum of the projections is then exact in float32
+    and float64, so equal functions give identical numbers however a BLAS groups the
+    rows (with general floats MKL rounds a row differently below about 8 rows)."""
+    return t.copy_(torch.randint(-3, 4, t.shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("kind", FRAMED_LAYERS)
-def test_a_zero_frame_is_the_zero_padded_grid(kind):
+def test_a_zero_frame_is_the_zero_padded_grid(kind, dtype):
     """``frame=`` projects the interior only and fills the frame with the projection of a
-    zero token: it must equal padding with zero tokens, for every kind of projection, on
-    both paths, with queries inside the frame and out of it. Every parameter is random, so
-    a frame filled with zeros (not the projection's bias) would show."""
+    zero token: identical to padding with zero tokens (exact data, see _small_ints), for
+    every kind of projection, on both paths, with query windows on the interior (the
+    queries' shortcut), in the frame and across it, frames with empty sides, an empty batch;
+    gradients too on the sparse path, where no softmax rounds. Every bias is random, so a
+    frame filled with zeros, or cut off from the gradient, would show."""
     conv_kw, attn_kw = FRAMED_LAYERS[kind]
     torch.manual_seed(0)
-    conv = nn.Conv2d(4, kernel_size=3, padding=1, **conv_kw).double()
+    conv = nn.Conv2d(4, kernel_size=3, padding=1, **conv_kw).to(dtype)
     attn = as_attention(conv, 2, **attn_kw).attention
     with torch.no_grad():
         for name, p in attn.named_parameters():
             if name != "rel_bias":
-                p.normal_()
-    x = torch.randn(2, 3, 4, attn.value.in_features, dtype=torch.float64)
-    frame = (1, 2, 2, 1)  # top, bottom, left, right
-    padded = F.pad(x, (0, 0, frame[2], frame[3], frame[0], frame[1]))
-    windows = {"sparse": [(1, 2, 3, 4), (1, 1, 3, 5)],          # every head's key on the grid
-               "dense": [(1, 2, 3, 4), (0, 0, 6, 7), (2, 0, 4, 3)]}  # queries in the frame
-    for path, shown in windows.items():
+                _small_ints(p)
+    d_in = attn.value.in_features
+    windows = {"sparse": [(1, 2, 3, 4), (1, 2, 1, 1), (2, 3, 2, 1), (1, 1, 3, 5)],
+               "dense": [(1, 2, 3, 4), (2, 3, 1, 2), (0, 0, 6, 7), (2, 0, 4, 3), (0, 0, 1, 1)]}
+    frames = {"sparse": [(1, 2, 2, 1), (1, 1, 1, 1)], "dense": [(1, 2, 2, 1), (0, 3, 3, 0)]}
+    for path in ("sparse", "dense"):
         attn.execution = path
         if path == "dense":  # every head attends everywhere: the frame's queries have keys
             with torch.no_grad():
                 attn.rel_mask.fill_(True)
-                attn.rel_bias.normal_()
-        for window in shown:
-            with torch.no_grad():
-                assert torch.equal(attn(x, window, frame), attn(padded, window)), (path, window)
+                _small_ints(attn.rel_bias)
+        for frame in frames[path]:
+            for batch in (2, 0):
+                x = _small_ints(torch.empty(batch, 3, 4, d_in, dtype=dtype))
+                padded = F.pad(x, (0, 0, frame[2], frame[3], frame[0], frame[1]))
+                rows, cols = frame[0] + 3 + frame[1], frame[2] + 4 + frame[3]
+                edge = 1 if path == "sparse" else 0  # a hard head's key must be on the grid
+                for window in windows[path]:
+                    top, left, h, w = window
+                    if min(top, left) < edge or top + h > rows - edge or left + w > cols - edge:
+                        continue
+                    got, expected = _with_grads(attn, x, padded, window, frame, path)
+                    for a, b in zip(got, expected, strict=True):
+                        assert torch.equal(a, b), (path, frame, window, batch)
     assert kind != "gather" or type(attn.value).__name__ == "Selection"
     assert kind != "scatter" or type(attn.output).__name__ == "Selection"
 
 
-@pytest.mark.parametrize("frame", [(1, 1, 1), (1, -1, 0, 0), (1, 1.0, 0, 0), (True, 0, 0, 0)])
+def _with_grads(attn, x, padded, window, frame, path):
+    """The output of both calls and, on the sparse path, every parameter's gradient under
+    an integer upstream gradient."""
+    results = []
+    for args in ((x, window, frame), (padded, window)):
+        attn.zero_grad(set_to_none=True)
+        y = attn(*args)
+        out = [y.detach()]
+        if path == "sparse":
+            torch.manual_seed(1)
+            (y * _small_ints(torch.empty_like(y))).sum().backward()
+            out += [p.grad for p in attn.parameters() if p.grad is not None]
+        results.append(out)
+    return results
+
+
+@pytest.mark.parametrize("frame", [(1, 1, 1), (1, -1, 0, 0), (1, 1.0, 0, 0), (True, 0, 0, 0),
+                                   None, 1, "1111"])
 def test_a_bad_frame_is_refused_clearly(frame):
     attn = as_attention(nn.Conv2d(2, 2, 3, padding=1), 2).attention
     with pytest.raises(ValueError, match=r"frame=.* must be 4 non-negative ints"):
         attn(torch.randn(1, 2, 2, 8), None, frame)
+
+
+@pytest.mark.parametrize("window", [(0, 0, 5, 1), (3, 0, 2, 2), (0, 0, -1, 2), (0, 0, 2)])
+def test_a_window_off_the_grid_is_refused_clearly(window):
+    attn = as_attention(nn.Conv2d(2, 2, 3, padding=1), 2).attention
+    with pytest.raises(ValueError, match=r"window=.* (must be 4 non-negative|leaves the)"):
+        attn(torch.randn(1, 2, 2, 8), window, (1, 1, 1, 1))
+
+
+def test_integer_frames_of_any_integer_type_are_taken():
+    attn = as_attention(nn.Conv2d(2, 2, 3, padding=1), 2).attention
+    x = torch.randn(1, 2, 2, 8)
+    frame = (np.int64(1), torch.tensor(1), 1, 1)
+    assert torch.equal(attn(x, (1, 1, 2, 2), frame), attn(x, (1, 1, 2, 2), (1, 1, 1, 1)))
