@@ -51,8 +51,9 @@ DEFAULT_KEY_DIM = 8  # query/key width per head where scores are trainable
 def tracing() -> bool:
     """Whether ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` is recording this
     call. Then no tensor value may be read back into Python: caches are bypassed, the path
-    comes from :attr:`RelativeMultiheadAttention.known_targets`, and checks become in-graph
-    assertions (``torch._assert_async``)."""
+    comes from :attr:`RelativeMultiheadAttention.known_targets`, checks of tensor values
+    (finite input, the mask) become in-graph assertions (``torch._assert_async``), and
+    checks of sizes that may be symbolic (a frame, a window) are skipped."""
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
@@ -366,7 +367,7 @@ class RelativeMultiheadAttention(nn.Module):
         if not tracing():
             frame = _four_ints("frame", frame, "(top, bottom, left, right)")
         grid = (frame[0] + Gh + frame[1], frame[2] + Gw + frame[3])
-        window = window or (0, 0, *grid)
+        window = (0, 0, *grid) if window is None else window
         if not tracing():
             window = _four_ints("window", window, "(top, left, height, width)")
             top, left, hq, wq = window
@@ -516,9 +517,10 @@ def project_framed(projection: nn.Module, x: torch.Tensor, frame: Frame) -> torc
 
     The same products and sums as projecting the zero-padded grid, so equal up to
     rounding; not always bitwise: a BLAS may round a row differently with the number of
-    rows multiplied at once (MKL does below about 8 rows), and the gradient of a bias sums
-    the interior's and the frame's parts in another order. With exact arithmetic (small
-    integers) the two are identical, which is how the tests compare them."""
+    rows multiplied at once (MKL does below about 8 rows), and in the backward pass the
+    weight's gradient sums over fewer rows (grouped differently by the BLAS) and the
+    bias's adds the interior's and the frame's parts in another order. With exact
+    arithmetic (small integers) the two are identical, which is how the tests compare them."""
     B, Gh, Gw, d = x.shape
     inner = projection(x.reshape(B, Gh * Gw, d))
     f = inner.shape[-1]

@@ -148,19 +148,44 @@ def test_grouped_value_dims_must_split_over_the_groups():
         as_attention(conv, 2, value_dims=9)
 
 
-def test_forward_tokens_is_forward_without_the_image_round_trip():
+@pytest.mark.parametrize("conv", [dict(in_channels=3, out_channels=5, kernel_size=5),
+                                  dict(in_channels=2, out_channels=3, kernel_size=(1, 5)),
+                                  dict(in_channels=2, out_channels=3, kernel_size=(3, 1),
+                                       dilation=2)], ids=["5x5", "1x5", "3x1-dilated"])
+def test_forward_tokens_is_forward_without_the_image_round_trip(conv):
     """Exact data (_small_ints): identical, down to one token of one image, where MKL
-    would round general floats differently (it projects fewer rows at once)."""
-    case = ConvCase("same", 4, 5, 3, 3, padding="same", grid=(3, 3))
-    conv, _, _ = _layer(case)
+    would round general floats differently (it projects fewer rows at once); kernels
+    whose frames differ by side (1x5: left and right only)."""
+    conv = nn.Conv2d(**conv, padding="same").double()
     with torch.no_grad():
         _small_ints(conv.weight), _small_ints(conv.bias)
         attn = as_attention(conv, 4)
         for batch, side in ((2, 12), (1, 4), (2, 8)):
-            x = _small_ints(torch.empty(batch, 3, side, side, dtype=torch.float64))
+            x = _small_ints(torch.empty(batch, conv.in_channels, side, side,
+                                        dtype=torch.float64))
             tokens = patchify(x, 4)
             assert torch.equal(attn.forward_tokens(tokens), patchify(attn(x), 4))
             assert torch.equal(attn.forward_tokens(tokens), patchify(conv(x), 4))
+
+
+def test_forward_tokens_projects_the_frame_once():
+    """The point of the frame argument: keys and values are projected for the grid's own
+    tokens (and one zero token), not for the frame's (49 + 1 rows, not 81, per image of
+    the experiment's 7x7 grid); queries for the query window only."""
+    from vitconv.numeric.train.models import NetConfig, convert, phase1_net
+
+    attention = convert(phase1_net(NetConfig()), alpha=16.0).blocks[0].mixer.attention
+    rows = {}
+
+    def count(name):
+        return lambda module, args, out: rows.setdefault(name, []).append(
+            args[0].numel() // args[0].shape[-1])
+    layers = {n: getattr(attention.attention, n) for n in ("query", "key", "value")}
+    hooks = [m.register_forward_hook(count(n)) for n, m in layers.items()]
+    attention.forward_tokens(torch.randn(3, 7, 7, 128))
+    for h in hooks:
+        h.remove()
+    assert rows == {"query": [3 * 49], "key": [3 * 49, 1], "value": [3 * 49, 1]}
     strided = ConvCase("strided", 4, 3, 2, 2, stride=2, padding=1, padding_mode="reflect",
                        grid=(2, 2))
     _, attn, x = _layer(strided)
@@ -321,9 +346,12 @@ def test_a_zero_frame_is_the_zero_padded_grid(kind, dtype):
             if name != "rel_bias":
                 _small_ints(p)
     d_in = attn.value.in_features
-    windows = {"sparse": [(1, 2, 3, 4), (1, 2, 1, 1), (2, 3, 2, 1), (1, 1, 3, 5)],
-               "dense": [(1, 2, 3, 4), (2, 3, 1, 2), (0, 0, 6, 7), (2, 0, 4, 3), (0, 0, 1, 1)]}
-    frames = {"sparse": [(1, 2, 2, 1), (1, 1, 1, 1)], "dense": [(1, 2, 2, 1), (0, 3, 3, 0)]}
+    windows = {"sparse": [(1, 2, 3, 4), (1, 2, 1, 1), (2, 3, 2, 1), (1, 1, 3, 5), (1, 3, 2, 4)],
+               "dense": [(1, 2, 3, 4), (2, 3, 1, 2), (0, 0, 6, 7), (2, 0, 4, 3), (0, 0, 1, 1),
+                         (0, 1, 3, 3), (1, 1, 2, 7)]}
+    # (top, bottom, left, right): all four sides differ in some frame, so no two are confused
+    frames = {"sparse": [(1, 2, 2, 1), (1, 1, 1, 1), (1, 2, 3, 1)],
+              "dense": [(1, 2, 2, 1), (0, 3, 3, 0), (1, 0, 2, 3), (0, 1, 0, 0)]}
     for path in ("sparse", "dense"):
         attn.execution = path
         if path == "dense":  # every head attends everywhere: the frame's queries have keys
@@ -371,7 +399,8 @@ def test_a_bad_frame_is_refused_clearly(frame):
         attn(torch.randn(1, 2, 2, 8), None, frame)
 
 
-@pytest.mark.parametrize("window", [(0, 0, 5, 1), (3, 0, 2, 2), (0, 0, -1, 2), (0, 0, 2)])
+@pytest.mark.parametrize("window", [(0, 0, 5, 1), (3, 0, 2, 2), (0, 0, 1, 5), (0, 3, 1, 2),
+                                    (0, 0, -1, 2), (0, 0, 2)])
 def test_a_window_off_the_grid_is_refused_clearly(window):
     attn = as_attention(nn.Conv2d(2, 2, 3, padding=1), 2).attention
     with pytest.raises(ValueError, match=r"window=.* (must be 4 non-negative|leaves the)"):
